@@ -1,0 +1,1 @@
+"""The ``dynosaur`` command: a thin layer over the library."""

@@ -1,0 +1,43 @@
+"""The library's exceptions: a small hierarchy whose messages name the thing and the reason."""
+
+from __future__ import annotations
+
+
+class DynosaurError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class ConfigError(DynosaurError):
+    """A setting or argument is missing or invalid."""
+
+
+class StoreError(DynosaurError):
+    """The store cannot be reached, started or migrated."""
+
+
+class HubError(DynosaurError):
+    """The Hub or its Dataset Viewer answered with an error for one dataset."""
+
+    def __init__(self, message: str, *, reason: str, dataset_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.dataset_id = dataset_id
+
+
+class LLMError(DynosaurError):
+    """An LLM call failed for good (after its retries)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BudgetExhausted(DynosaurError):
+    """The run's spend cap is reached: no new LLM calls start."""
+
+
+class LLMAuthError(LLMError):
+    """The LLM endpoint rejected the API key: retrying cannot help, the run must stop."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="llm_auth_error")

@@ -1,0 +1,117 @@
+"""Plain data shared by the layers: a field of a dataset config, a time window, a config's metadata.
+
+These are the contracts between steps: collect writes ``FieldInfo`` lists into
+``dataset_config.fields`` (JSON), generate reads them to build prompts, curate reads them to build
+instances. Keep them small, immutable and JSON-friendly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MEDIA_TYPES = frozenset({"image", "audio", "video", "pdf"})
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One top-level column of a config's rows, as the prompts and instance builder see it.
+
+    ``type`` is a short readable type: a `datasets` dtype (``string``, ``int64``, ``bool`` ...),
+    ``class_label``, ``list<...>`` for sequences, ``dict`` for nested records, ``translation``,
+    or a media type (``image``, ``audio``, ``video``). ``labels`` are the ClassLabel names for
+    ``class_label`` and ``list<class_label>`` fields; sample rows already hold names, not ints.
+    """
+
+    name: str
+    type: str
+    labels: tuple[str, ...] | None = None
+
+    @property
+    def is_media(self) -> bool:
+        """Image, audio or video (alone or inside a list/dict)."""
+        return any(m in self.type for m in MEDIA_TYPES)
+
+    @property
+    def is_scalar(self) -> bool:
+        """A single value per row (string, number, bool, class label)."""
+        return not (self.type.startswith(("list", "dict", "translation")) or self.is_media)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form stored in ``dataset_config.fields``."""
+        out = asdict(self)
+        out["labels"] = list(self.labels) if self.labels is not None else None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FieldInfo:
+        """Inverse of :meth:`to_json`."""
+        labels = data.get("labels")
+        return cls(name=data["name"], type=data["type"], labels=tuple(labels) if labels else None)
+
+
+def fields_from_json(data: list[dict[str, Any]]) -> list[FieldInfo]:
+    """Parse a ``dataset_config.fields`` JSON list."""
+    return [FieldInfo.from_json(item) for item in data]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time interval [start, end) in UTC: a run's data interval."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for value in (self.start, self.end):
+            if value.tzinfo is None:
+                raise ValueError("window bounds must be timezone-aware")
+        if not self.start < self.end:
+            raise ValueError(f"window start {self.start} is not before its end {self.end}")
+
+    def __contains__(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Window:
+        """From ISO dates or datetimes; naive values are read as UTC."""
+        return cls(parse_utc(start), parse_utc(end))
+
+    @classmethod
+    def day(cls, day: str | datetime) -> Window:
+        """The UTC day that contains ``day``."""
+        moment = parse_utc(day) if isinstance(day, str) else day.astimezone(UTC)
+        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(start, start + timedelta(days=1))
+
+    def key(self) -> str:
+        """Stable text form, used in run keys."""
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+
+def parse_utc(value: str) -> datetime:
+    """Parse an ISO date/datetime (``Z`` accepted); naive values are UTC."""
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class ConfigMetadata:
+    """What task generation knows about one config: the prompt's whole input."""
+
+    dataset_id: str
+    config_name: str
+    fields: tuple[FieldInfo, ...]
+    sample_rows: tuple[dict[str, Any], ...]
+    pretty_name: str | None = None
+    summary: str | None = None
+    supported_tasks: str | None = None
+    data_fields: str | None = None
+    task_categories: tuple[str, ...] = field(default_factory=tuple)
+    task_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def has_description(self) -> bool:
+        """Whether the card gave a summary (selects the description-aware prompt)."""
+        return bool(self.summary and self.summary.strip())

@@ -1,0 +1,161 @@
+"""Every reason code the pipeline stores, with the stage that sets it and what it means.
+
+Reasons are data: ``dynosaur db upgrade`` copies this catalogue into the ``reason`` table, and
+every ``reason``/``error`` column references it, so an unknown code cannot be stored and SQL can
+join a code to its description. Add a member here before storing a new code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Where in the data path a reason is set."""
+
+    DISCOVER = "discover"
+    COLLECT = "collect"
+    GENERATE = "generate"
+    CURATE = "curate"
+    PUBLISH = "publish"
+
+
+class Reason(StrEnum):
+    """Machine-readable reason codes (value = the code stored in SQL)."""
+
+    # discover
+    INVALID_ID = "invalid_id"
+    # collect: dataset level
+    NO_LICENSE = "no_license"
+    LANGUAGE_NOT_ALLOWED = "language_not_allowed"
+    GATED = "gated"
+    PRIVATE = "private"
+    NOT_FOUND = "not_found"
+    CARD_MISSING = "card_missing"
+    CARD_UNPARSEABLE = "card_unparseable"
+    CARD_TOO_LARGE = "card_too_large"
+    VIEWER_NOT_READY = "viewer_not_ready"
+    VIEWER_GAVE_UP = "viewer_gave_up"
+    HUB_ERROR = "hub_error"
+    RATE_LIMITED = "rate_limited"
+    NO_CONFIGS = "no_configs"
+    NO_USABLE_CONFIG = "no_usable_config"
+    # collect: config level
+    CONFIG_CAP = "config_cap"
+    TOO_FEW_FIELDS = "too_few_fields"
+    MEDIA_FIELD = "media_field"
+    NO_ROWS = "no_rows"
+    ROW_VALUES_TRUNCATED = "row_values_truncated"
+    TEXT_CLEANED = "text_cleaned"
+    # generate
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    LLM_AUTH_ERROR = "llm_auth_error"
+    LLM_BAD_REQUEST = "llm_bad_request"
+    LLM_RATE_LIMITED = "llm_rate_limited"
+    LLM_SERVER_ERROR = "llm_server_error"
+    LLM_TIMEOUT = "llm_timeout"
+    LLM_CONNECTION_ERROR = "llm_connection_error"
+    LLM_ERROR = "llm_error"
+    RESPONSE_TRUNCATED = "response_truncated"
+    NO_TASKS = "no_tasks"
+    # curate: task filters, in the order they are applied
+    UNPARSEABLE = "unparseable"
+    EMPTY_OUTPUT_FIELD = "empty_output_field"
+    UNKNOWN_FIELD = "unknown_field"
+    INPUT_IS_OUTPUT = "input_is_output"
+    DUPLICATE_INSTRUCTION = "duplicate_instruction"
+    DUPLICATE_IN_STORE = "duplicate_in_store"
+    NEAR_DUPLICATE_IN_STORE = "near_duplicate_in_store"
+    # curate: instance construction
+    NON_SCALAR_OUTPUT = "non_scalar_output"
+    IMBALANCED_LABELS = "imbalanced_labels"
+    NO_INSTANCES = "no_instances"
+    VALUE_TRUNCATED = "value_truncated"
+    # publish
+    EMPTY_BATCH = "empty_batch"
+    RUN_FAILED = "run_failed"
+
+
+_CATALOGUE: dict[Reason, tuple[Stage, str]] = {
+    Reason.INVALID_ID: (Stage.DISCOVER, "The dataset id is not a valid Hub repo id."),
+    Reason.NO_LICENSE: (Stage.COLLECT, "The card declares no license."),
+    Reason.LANGUAGE_NOT_ALLOWED: (Stage.COLLECT, "None of the card's languages is allowed."),
+    Reason.GATED: (Stage.COLLECT, "The dataset is gated: its files need an accepted agreement."),
+    Reason.PRIVATE: (Stage.COLLECT, "The dataset is private."),
+    Reason.NOT_FOUND: (Stage.COLLECT, "The Hub does not know this dataset (deleted or renamed)."),
+    Reason.CARD_MISSING: (Stage.COLLECT, "The dataset has no README.md card."),
+    Reason.CARD_UNPARSEABLE: (
+        Stage.COLLECT,
+        "The card's YAML header could not be parsed; what could be read was kept.",
+    ),
+    Reason.CARD_TOO_LARGE: (Stage.COLLECT, "The card is larger than the limit; it was cut."),
+    Reason.VIEWER_NOT_READY: (
+        Stage.COLLECT,
+        "The Dataset Viewer has not processed the dataset yet; a later run retries it.",
+    ),
+    Reason.VIEWER_GAVE_UP: (
+        Stage.COLLECT,
+        "The Dataset Viewer was still not ready after the maximum number of attempts.",
+    ),
+    Reason.HUB_ERROR: (Stage.COLLECT, "The Hub answered with an error after retries."),
+    Reason.RATE_LIMITED: (Stage.COLLECT, "The Hub kept rate-limiting the requests (HTTP 429)."),
+    Reason.NO_CONFIGS: (Stage.COLLECT, "The dataset exposes no configuration with rows."),
+    Reason.NO_USABLE_CONFIG: (Stage.COLLECT, "Every configuration of the dataset was skipped."),
+    Reason.CONFIG_CAP: (Stage.COLLECT, "Beyond the cap on configurations per dataset."),
+    Reason.TOO_FEW_FIELDS: (Stage.COLLECT, "The rows have at most one field."),
+    Reason.MEDIA_FIELD: (Stage.COLLECT, "The rows have an image, audio or video field."),
+    Reason.NO_ROWS: (Stage.COLLECT, "No sample rows could be read."),
+    Reason.ROW_VALUES_TRUNCATED: (Stage.COLLECT, "Some row values were too large and were cut."),
+    Reason.TEXT_CLEANED: (Stage.COLLECT, "NUL bytes or invalid text were removed."),
+    Reason.BUDGET_EXHAUSTED: (
+        Stage.GENERATE,
+        "The run's LLM budget was reached before this call started; a later run sends it.",
+    ),
+    Reason.LLM_AUTH_ERROR: (Stage.GENERATE, "The LLM endpoint rejected the API key."),
+    Reason.LLM_BAD_REQUEST: (Stage.GENERATE, "The LLM endpoint rejected the request as invalid."),
+    Reason.LLM_RATE_LIMITED: (Stage.GENERATE, "Still rate-limited (HTTP 429) after retries."),
+    Reason.LLM_SERVER_ERROR: (Stage.GENERATE, "The LLM endpoint kept failing (HTTP 5xx)."),
+    Reason.LLM_TIMEOUT: (Stage.GENERATE, "The LLM call timed out on every attempt."),
+    Reason.LLM_CONNECTION_ERROR: (Stage.GENERATE, "The LLM endpoint could not be reached."),
+    Reason.LLM_ERROR: (Stage.GENERATE, "The LLM call failed for another reason."),
+    Reason.RESPONSE_TRUNCATED: (
+        Stage.GENERATE,
+        "The answer stopped at the token limit; the complete tasks in it were kept.",
+    ),
+    Reason.NO_TASKS: (Stage.GENERATE, "The answer contained no task at all."),
+    Reason.UNPARSEABLE: (Stage.CURATE, "The proposal could not be parsed into a task."),
+    Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
+    Reason.UNKNOWN_FIELD: (Stage.CURATE, "The task names a field the data does not have."),
+    Reason.INPUT_IS_OUTPUT: (Stage.CURATE, "An input field is also the output field."),
+    Reason.DUPLICATE_INSTRUCTION: (
+        Stage.CURATE,
+        "Another task of the same dataset has the same instruction.",
+    ),
+    Reason.DUPLICATE_IN_STORE: (Stage.CURATE, "An identical task is already in the store."),
+    Reason.NEAR_DUPLICATE_IN_STORE: (
+        Stage.CURATE,
+        "A task of the same dataset with a near-identical instruction is already in the store.",
+    ),
+    Reason.NON_SCALAR_OUTPUT: (Stage.CURATE, "The output field holds lists or dicts."),
+    Reason.IMBALANCED_LABELS: (
+        Stage.CURATE,
+        "Classification output too imbalanced (majority > 70% binary, > 50% otherwise).",
+    ),
+    Reason.NO_INSTANCES: (Stage.CURATE, "No sample row gave a non-empty input and output."),
+    Reason.VALUE_TRUNCATED: (Stage.CURATE, "An input or output was cut at 2,000 characters."),
+    Reason.EMPTY_BATCH: (Stage.PUBLISH, "The run found nothing new; no version was published."),
+    Reason.RUN_FAILED: (Stage.PUBLISH, "The run failed before publishing; nothing is visible."),
+}
+
+
+def describe(reason: Reason | str) -> str:
+    """Human description of a reason code."""
+    return _CATALOGUE[Reason(reason)][1]
+
+
+def catalogue() -> list[tuple[str, str, str]]:
+    """(code, stage, description) for every reason, as stored in the ``reason`` table."""
+    missing = set(Reason) - set(_CATALOGUE)
+    if missing:  # a programming error: caught by the tests at once
+        raise RuntimeError(f"reasons without a description: {sorted(missing)}")
+    return [(r.value, stage.value, text) for r, (stage, text) in _CATALOGUE.items()]

@@ -1,0 +1,173 @@
+"""One settings object for the whole library, read from ``DYNOSAUR_*`` environment variables.
+
+Every knob lives here; nothing deeper in the code reads ``os.environ``. Airflow deployments map
+their connections onto these fields in :mod:`dynosaur.connections`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens for one model."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+# Public list prices (USD per 1M tokens) at the time of writing; override with DYNOSAUR_LLM_PRICES.
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-3.5-turbo": ModelPrice(input=0.50, output=1.50),
+    "gpt-4o-mini": ModelPrice(input=0.15, output=0.60),
+    "gpt-4o": ModelPrice(input=2.50, output=10.00),
+    "gpt-4.1-mini": ModelPrice(input=0.40, output=1.60),
+    "gpt-4.1-nano": ModelPrice(input=0.10, output=0.40),
+}
+
+
+def default_data_dir() -> Path:
+    """Per-user folder for the embedded Postgres and exports."""
+    return Path(platformdirs.user_data_dir("dynosaur", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the defaults a new user should get."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DYNOSAUR_",
+        env_file=None,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- store -------------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL of the store; unset = embedded Postgres in data_dir.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    reader_role: str = Field(
+        default="dynosaur_reader",
+        description="Read-only role that may select from the views and nothing else.",
+    )
+
+    # --- Hugging Face Hub --------------------------------------------------------------------
+    hub_endpoint: str = "https://huggingface.co"
+    viewer_url: str = "https://datasets-server.huggingface.co"
+    hub_token: SecretStr | None = None
+    hub_concurrency: int = Field(default=8, ge=1, le=256)
+    hub_timeout_s: float = Field(default=30.0, gt=0)
+    hub_max_retries: int = Field(default=5, ge=0)
+    languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["en"],
+        description="Allowed card languages; empty list allows every language.",
+    )
+    max_configs_per_dataset: int = Field(default=10, ge=1)
+    sample_rows: int = Field(default=100, ge=1, le=100)
+    max_value_chars: int = Field(
+        default=10_000, ge=100, description="Longer row values are truncated at collect."
+    )
+    viewer_max_attempts: int = Field(
+        default=5, ge=1, description="Runs that retry a dataset whose viewer is not ready."
+    )
+    hub_backoff_s: float = Field(
+        default=1.0, ge=0, description="First wait before retrying a Hub 5xx; doubles per retry."
+    )
+    hub_backoff_max_s: float = Field(
+        default=60.0, ge=0, description="Longest wait between Hub retries (Retry-After included)."
+    )
+    hub_defer_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Wait before a deferred dataset is collected again; doubles per attempt.",
+    )
+    max_card_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Larger cards are cut (noted card_too_large)."
+    )
+
+    # --- LLM ---------------------------------------------------------------------------------
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_temperature: float = Field(default=0.0, ge=0, le=2)
+    llm_max_tokens: int = Field(default=512, ge=16)
+    llm_concurrency: int = Field(default=32, ge=1, le=1024)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=6, ge=0)
+    llm_structured_output: bool = Field(
+        default=False,
+        description="Ask for a JSON schema response (only endpoints that support it).",
+    )
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    tasks_per_config: int = Field(default=3, ge=1, le=10)
+    budget_usd: float | None = Field(
+        default=5.0, ge=0, description="Spend cap per run; unset or negative = no cap."
+    )
+    llm_backoff_s: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    llm_backoff_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between attempts (Retry-After included)."
+    )
+    prompt_kinds: Literal["auto", "both"] = Field(
+        default="auto",
+        description="auto: description-aware prompt when the card has a summary, else unaware; "
+        "both: also the unaware prompt for configs with a summary.",
+    )
+
+    # --- selection ---------------------------------------------------------------------------
+    embedding_model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        description="sentence-transformers model (name or path); the default is bundled offline.",
+    )
+    embedding_batch_size: int = Field(default=64, ge=1)
+    scorer_model: str | None = Field(
+        default=None,
+        description="Causal LM (name or path) that scores learning percentage, e.g. a 350M one.",
+    )
+    scorer_epochs: int = Field(default=3, ge=1, le=100)
+    scorer_batch_size: int = Field(default=8, ge=1)
+    scorer_learning_rate: float = Field(default=2e-5, gt=0)
+    scorer_max_tokens: int = Field(default=512, ge=8)
+    selection_clusters: int = Field(
+        default=1000, ge=1, description="k of the k-means of learning percentage (the paper's)."
+    )
+    selection_device: str | None = Field(
+        default=None, description="torch device of embeddings and scoring; unset = cuda if any."
+    )
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("hub_endpoint", "viewer_url", "llm_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def embedded_pgdata(self) -> Path:
+        """Data directory of the embedded Postgres."""
+        return self.data_dir / "pgdata"
+
+    def price_for(self, model: str) -> ModelPrice | None:
+        """Price of ``model``, also matching dated variants such as ``gpt-4o-mini-2024-07-18``."""
+        if model in self.llm_prices:
+            return self.llm_prices[model]
+        candidates = [name for name in self.llm_prices if model.startswith(name + "-")]
+        return self.llm_prices[max(candidates, key=len)] if candidates else None
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags, DAG params) on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
