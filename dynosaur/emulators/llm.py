@@ -1,0 +1,441 @@
+"""An OpenAI-compatible LLM for task generation, as a real HTTP server.
+
+``POST /v1/chat/completions`` and ``GET /v1/models`` answer what the official ``openai`` SDK
+(sync and async) sends and parses. The target dataset is read from the prompt with
+:func:`dynosaur.generate.blocks.parse_last_block` (the last ``### Dataset`` block of the user
+messages); the answer is a JSON list of up to N tasks (N from ``up to N tasks`` in the prompt,
+else 3), or ``{"tasks": [...]}`` when ``response_format`` asks for JSON. Tasks are replayed from
+the reference file when it knows the dataset/config, else derived (:mod:`.tasks`).
+
+Token usage, in every answer, is counted deterministically: a token is a run of word characters
+or one punctuation character (regex ``\\w+|[^\\w\\s]``); ``prompt_tokens`` counts the text of every
+message, ``completion_tokens`` the answer's content. ``max_tokens`` (or
+``max_completion_tokens``) cuts the answer at that many tokens with ``finish_reason: "length"``.
+
+Fault knobs, decided per request from a generator seeded by (seed, request, attempt), so a run
+is reproducible and a retried request gets a fresh draw: 429 with ``Retry-After``, 5xx, hang
+(no answer for ``hang_seconds``, past the client's timeout), malformed content (prose, no JSON),
+truncated content (cut mid-JSON, ``finish_reason: "length"``); plus latency and jitter.
+
+``request_log`` (and the JSONL file ``request_log_path``) holds one entry per request: time,
+model, messages_sha256 (``sha256(json.dumps(messages, sort_keys=True))``), dataset, config,
+status, attempt, outcome (``{"policy": "replay"|"derive"|"none", "tasks": n, "invalid": [...]}``
+and ``"fault": "rate_limited"|"server_error"|"hang"|"malformed"|"truncated"`` when injected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from dynosaur.emulators._server import (
+    BackgroundServer,
+    Dice,
+    RequestLog,
+    call_safely,
+    check_rate,
+    json_response,
+    send_response,
+)
+from dynosaur.emulators.tasks import TaskAnswer, derive, load_reference, replay, requested_tasks
+from dynosaur.generate.blocks import DatasetBlock, parse_last_block
+
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-3.5-turbo")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_CREATED = 1_700_000_000  # a fixed "created" for the model list
+
+
+def count_tokens(text: str) -> int:
+    """Tokens as the emulator counts them (word runs and punctuation marks)."""
+    return len(_TOKEN.findall(text))
+
+
+def cut_tokens(text: str, limit: int) -> str:
+    """The prefix of ``text`` that holds its first ``limit`` tokens."""
+    if limit <= 0:
+        return ""
+    for i, match in enumerate(_TOKEN.finditer(text), start=1):
+        if i == limit:
+            return text[: match.end()]
+    return text
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a chat message (a string, or the text parts of a list of parts)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def messages_sha256(messages: Any) -> str:
+    """The request identity used in the log: sha256 of the JSON messages with sorted keys."""
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+
+class ErrorAnswer(Exception):
+    """Raised by a handler to answer with an error in OpenAI's shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+    def response(self, headers: dict[str, str] | None = None) -> Response:
+        return json_response(self.body, self.status, headers)
+
+
+def _validate(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ErrorAnswer(400, "The request body must be a JSON object.")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ErrorAnswer(400, "you must provide a model parameter", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ErrorAnswer(400, "'messages' must be a non-empty array", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "tool",
+        ):
+            raise ErrorAnswer(
+                400, f"Invalid value for 'messages[{i}].role'", param=f"messages[{i}].role"
+            )
+    if body.get("stream"):
+        raise ErrorAnswer(400, "stream=true is not supported by this endpoint", param="stream")
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        raise ErrorAnswer(400, "temperature must be a number between 0 and 2", param="temperature")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 8:
+        raise ErrorAnswer(400, "n must be an integer between 1 and 8", param="n")
+    return body
+
+
+class LLMApp:
+    """The ASGI app of the LLM emulator."""
+
+    def __init__(
+        self,
+        *,
+        reference: dict[tuple[str, str | None], list[dict[str, Any]]],
+        latency: float,
+        jitter: float,
+        rate_429: float,
+        rate_5xx: float,
+        rate_hang: float,
+        rate_malformed: float,
+        rate_truncated: float,
+        invalid_share: float,
+        retry_after: float,
+        hang_seconds: float,
+        seed: int,
+        log: RequestLog,
+        server: BackgroundServer | None = None,
+    ) -> None:
+        self.reference = reference
+        self.latency = latency
+        self.jitter = jitter
+        self.rates = {
+            "rate_limited": check_rate("rate_429", rate_429),
+            "server_error": check_rate("rate_5xx", rate_5xx),
+            "hang": check_rate("rate_hang", rate_hang),
+            "malformed": check_rate("rate_malformed", rate_malformed),
+            "truncated": check_rate("rate_truncated", rate_truncated),
+        }
+        if sum(self.rates.values()) > 1:
+            raise ValueError("the fault rates must not add up to more than 1")
+        self.invalid_share = check_rate("invalid_share", invalid_share)
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.seed = seed
+        self.dice = Dice(seed)
+        self.log = log
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "model": None,
+            "messages_sha256": None,
+            "dataset": None,
+            "config": None,
+            "attempt": None,
+            "outcome": None,
+        }
+        response = await call_safely(
+            lambda r: self._route(r, entry), request, self._error, (ErrorAnswer,)
+        )
+        status = await send_response(response, scope, receive, send)
+        if request.url.path.rstrip("/").endswith("/chat/completions"):
+            entry["status"] = status or response.status_code
+            self.log.append(entry)
+
+    @staticmethod
+    def _error(exc: Exception) -> Response:
+        if isinstance(exc, ErrorAnswer):
+            return exc.response()
+        return ErrorAnswer(
+            500, "The server had an error while processing your request.", "server_error"
+        ).response()
+
+    async def _route(self, request: Request, entry: dict[str, Any]) -> Response:
+        path = request.url.path.rstrip("/")
+        if path == "/v1/chat/completions":
+            if request.method != "POST":
+                raise ErrorAnswer(405, f"Method {request.method} not allowed for {path}")
+            return await self.chat(request, entry)
+        if path == "/v1/models" and request.method == "GET":
+            return json_response({"object": "list", "data": [self._model(m) for m in MODELS]})
+        if path.startswith("/v1/models/") and request.method == "GET":
+            return json_response(self._model(path[len("/v1/models/") :]))
+        raise ErrorAnswer(404, f"Invalid URL ({request.method} {request.url.path})")
+
+    @staticmethod
+    def _model(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": _CREATED, "owned_by": "dynosaur"}
+
+    async def chat(self, request: Request, entry: dict[str, Any]) -> Response:
+        raw = await request.body()
+        try:
+            body = _validate(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ErrorAnswer(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly.)",
+            ) from None
+        messages = body["messages"]
+        digest = messages_sha256(messages)
+        user_text = "\n".join(message_text(m) for m in messages if m.get("role") == "user")
+        all_text = "\n".join(message_text(m) for m in messages)
+        block = parse_last_block(user_text) or parse_last_block(all_text)
+        entry.update(
+            model=body["model"],
+            messages_sha256=digest,
+            dataset=block.name if block else None,
+            config=block.config if block else None,
+        )
+        rng, attempt = self.dice.roll(f"{body['model']}\x00{digest}")
+        entry["attempt"] = attempt
+        delay = self.latency + (rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fault = self._fault(rng.random())
+        if fault == "rate_limited":
+            entry["outcome"] = {"fault": fault}
+            wait_ms = max(1, round(self.retry_after * 1000))
+            return ErrorAnswer(
+                429,
+                f"Rate limit reached for {body['model']}. Please try again in "
+                f"{self.retry_after:g}s.",
+                "requests",
+                code="rate_limit_exceeded",
+            ).response(
+                {
+                    "retry-after-ms": str(wait_ms),
+                    "retry-after": str(max(1, math.ceil(self.retry_after))),
+                    "x-ratelimit-remaining-requests": "0",
+                }
+            )
+        if fault == "server_error":
+            entry["outcome"] = {"fault": fault}
+            return ErrorAnswer(
+                rng.choice((500, 502, 503)),
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+            ).response()
+        if fault == "hang":
+            entry["outcome"] = {"fault": fault}
+            hangs = self.server.hangs if self.server is not None else None
+            if hangs is not None:
+                await hangs.wait(self.hang_seconds)
+            else:
+                await asyncio.sleep(self.hang_seconds)
+            return ErrorAnswer(504, "Gateway timeout", "server_error").response()
+
+        answer = self._tasks(block, all_text)
+        outcome: dict[str, Any] = {
+            "policy": answer.policy,
+            "tasks": len(answer.tasks),
+            "invalid": answer.invalid,
+        }
+        content = self._content(answer, body)
+        finish = "stop"
+        if fault == "malformed":
+            content = self._prose(block)
+            outcome["fault"] = fault
+        elif fault == "truncated":
+            content = content[: max(1, int(len(content) * rng.uniform(0.3, 0.7)))]
+            finish = "length"
+            outcome["fault"] = fault
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and count_tokens(content) > limit:
+            content = cut_tokens(content, limit)
+            finish = "length"
+            outcome["cut_at_max_tokens"] = True
+        entry["outcome"] = outcome
+        prompt_tokens = sum(count_tokens(message_text(m)) for m in messages)
+        completion_tokens = count_tokens(content)
+        choice = {
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "finish_reason": finish,
+            "logprobs": None,
+        }
+        return json_response(
+            {
+                "id": f"chatcmpl-{digest[:12]}{attempt:04d}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": i, **choice} for i in range(body.get("n", 1))],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+                "system_fingerprint": "fp_dynosaur_emulator",
+            },
+            headers={"x-request-id": f"req_{digest[:16]}_{attempt}"},
+        )
+
+    def _fault(self, draw: float) -> str | None:
+        edge = 0.0
+        for name, rate in self.rates.items():
+            edge += rate
+            if draw < edge:
+                return name
+        return None
+
+    def _tasks(self, block: DatasetBlock | None, text: str) -> TaskAnswer:
+        if block is None:
+            return TaskAnswer([], "none")
+        limit = requested_tasks(text)
+        replayed = replay(block, self.reference, limit)
+        if replayed is not None:
+            return TaskAnswer(replayed, "replay")
+        return derive(block, limit, self.invalid_share, self.seed)
+
+    @staticmethod
+    def _content(answer: TaskAnswer, body: dict[str, Any]) -> str:
+        response_format = body.get("response_format")
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind in ("json_schema", "json_object"):
+            return json.dumps({"tasks": answer.tasks}, ensure_ascii=False)
+        return json.dumps(answer.tasks, ensure_ascii=False)
+
+    @staticmethod
+    def _prose(block: DatasetBlock | None) -> str:
+        fields = " and ".join(block.fields[:2]) if block and block.fields else "the data"
+        return (
+            "Sure! This dataset looks interesting. A good task would be to look at "
+            f"{fields} and ask a model to explain how they relate. Let me know if you "
+            "would like more ideas."
+        )
+
+
+class LLMEmulator:
+    """The LLM emulator as a context manager: a real HTTP server on 127.0.0.1.
+
+    >>> with LLMEmulator(reference=path) as llm:
+    ...     OpenAI(base_url=llm.base_url, api_key="x").chat.completions.create(...)
+    """
+
+    def __init__(
+        self,
+        reference: Path | None = None,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        rate_429: float = 0.0,
+        rate_5xx: float = 0.0,
+        rate_hang: float = 0.0,
+        rate_malformed: float = 0.0,
+        rate_truncated: float = 0.0,
+        invalid_share: float = 0.0,
+        retry_after: float = 1.0,
+        hang_seconds: float = 3600,
+        seed: int = 0,
+        request_log_path: Path | None = None,
+        *,
+        port: int = 0,
+    ) -> None:
+        self._log = RequestLog(Path(request_log_path) if request_log_path else None)
+        self.app = LLMApp(
+            reference=load_reference(reference) if reference is not None else {},
+            latency=latency,
+            jitter=jitter,
+            rate_429=rate_429,
+            rate_5xx=rate_5xx,
+            rate_hang=rate_hang,
+            rate_malformed=rate_malformed,
+            rate_truncated=rate_truncated,
+            invalid_share=invalid_share,
+            retry_after=retry_after,
+            hang_seconds=hang_seconds,
+            seed=seed,
+            log=self._log,
+        )
+        self._server = BackgroundServer(self.app, port=port)
+        self.app.server = self._server
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: the OpenAI base URL."""
+        return self._server.origin + "/v1"
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        """One dict per chat-completions request (see the module docstring)."""
+        return self._log.entries()
+
+    @property
+    def status_counts(self) -> dict[int, int]:
+        """Chat-completions requests answered per HTTP status since the start."""
+        return dict(self._log.statuses())
+
+    def start(self) -> LLMEmulator:
+        """Start serving (also done by ``with``)."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hanging requests are released."""
+        self._server.stop()
+
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve in the foreground until Ctrl-C (the CLI); ``on_ready`` runs once bound."""
+        self._server.serve_forever(on_ready)
+
+    def __enter__(self) -> LLMEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
