@@ -1,0 +1,158 @@
+"""Discover + collect against the Hub emulator serving the project's own snapshot: daily windows,
+re-runs, changed revisions, explicit ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from dynosaur.emulators.hub import HubEmulator
+from dynosaur.hub import collect, collect_queue, discover
+from dynosaur.model import Window
+from dynosaur.reasons import Reason
+from dynosaur.settings import Settings
+from tests.hub.conftest import created_on, hub_settings, own_index, rows_of
+
+
+def listing_calls(hub: HubEmulator) -> int:
+    return sum(1 for r in hub.request_log if r["path"] == "/api/datasets")
+
+
+def counts(store: Engine) -> tuple[int, int]:
+    return (
+        rows_of(store, "SELECT count(*) FROM hub_dataset")[0][0],
+        rows_of(store, "SELECT count(*) FROM dataset_config")[0][0],
+    )
+
+
+def test_two_daily_windows_collect_only_that_days_new_datasets(
+    store: Engine, settings: Settings
+) -> None:
+    with HubEmulator(now=datetime(2024, 3, 2, tzinfo=UTC)) as hub:
+        s = hub_settings(settings, hub)
+        day1 = discover(s, store, window=Window.day("2024-03-01"))
+        assert day1.new_ids == collect_queue(s, store)
+        collect(s, store, day1.new_ids)
+        after_day1 = {r[0] for r in rows_of(store, "SELECT dataset_id FROM hub_dataset")}
+        assert after_day1 == created_on("2024-03-01")
+
+        hub.now = datetime(2024, 3, 3, tzinfo=UTC)
+        day2 = discover(s, store, window=Window.day("2024-03-02"))
+        new = rows_of(
+            store, "SELECT dataset_id FROM hub_dataset WHERE id = ANY(:ids)", ids=day2.new_ids
+        )
+        assert {r[0] for r in new} == created_on("2024-03-02")
+        assert collect_queue(s, store) == sorted(day2.new_ids)
+        summary = collect(s, store, collect_queue(s, store))
+        assert summary.total == len(created_on("2024-03-02"))
+
+    # Day 1's rows were not touched by day 2's run.
+    collected_at = rows_of(
+        store,
+        "SELECT count(DISTINCT collected_at) FROM hub_dataset WHERE id <> ALL(:ids) "
+        "AND status = 'collected'",
+        ids=day2.new_ids,
+    )
+    assert collected_at[0][0] >= 1
+    statuses = rows_of(store, "SELECT status, reason, message FROM hub_dataset")
+    assert all(s in ("collected", "skipped", "deferred", "failed") for s, _, _ in statuses)
+    assert all(r and m for s, r, m in statuses if s != "collected")  # nothing silently dropped
+
+
+def test_rerun_of_same_window_adds_no_rows(
+    store: Engine, settings: Settings, own_hub: HubEmulator
+) -> None:
+    s = hub_settings(settings, own_hub)
+    window = Window.parse("2024-03-01", "2024-03-03")
+    first = discover(s, store, window=window)
+    collect(s, store, collect_queue(s, store))
+    before = counts(store)
+    requests_before = len(own_hub.request_log)
+
+    again = discover(s, store, window=window)
+    assert again.new_ids == []
+    assert again.seen == first.seen
+    assert again.summary.by_status() == {"unchanged": first.seen}
+    summary = collect(s, store, first.new_ids)  # asked again explicitly: nothing to redo
+    assert summary.total == 0
+    assert summary.figures["already_done"] == len(first.new_ids)
+    assert counts(store) == before
+    viewer_calls = [
+        r for r in own_hub.request_log[requests_before:] if r["path"] != "/api/datasets"
+    ]
+    assert viewer_calls == []  # a collected dataset costs no request at all
+
+
+def test_changed_sha_is_collected_again_as_a_new_revision(
+    store: Engine, settings: Settings
+) -> None:
+    changed = sorted(created_on("2024-03-01"))[0]
+    with HubEmulator(now=datetime(2024, 3, 2, tzinfo=UTC)) as hub:
+        s = hub_settings(settings, hub)
+        discover(s, store, window=Window.day("2024-03-01"))
+        collect(s, store, collect_queue(s, store))
+        old_configs = rows_of(
+            store,
+            "SELECT c.config_name FROM dataset_config c "
+            "JOIN hub_dataset d ON d.id = c.hub_dataset_id WHERE d.dataset_id = :id",
+            id=changed,
+        )
+
+        hub.set_revision(changed, sha="f" * 40, last_modified=datetime(2024, 3, 2, 9, tzinfo=UTC))
+        hub.now = datetime(2024, 3, 3, tzinfo=UTC)
+        day2 = discover(s, store, window=Window.day("2024-03-02"))
+        assert day2.summary.figures.get("new_modified") == 1
+        collect(s, store, collect_queue(s, store))
+
+    revisions = rows_of(
+        store,
+        "SELECT sha, discovered_via, status FROM hub_dataset WHERE dataset_id = :id ORDER BY id",
+        id=changed,
+    )
+    assert len(revisions) == 2
+    assert revisions[1] == ("f" * 40, "modified", revisions[0][2])
+    assert revisions[0][0] != "f" * 40
+    new_configs = rows_of(
+        store,
+        "SELECT c.config_name FROM dataset_config c JOIN hub_dataset d ON d.id = c.hub_dataset_id "
+        "WHERE d.dataset_id = :id AND d.sha = :sha",
+        id=changed,
+        sha="f" * 40,
+    )
+    assert sorted(new_configs) == sorted(old_configs) and new_configs
+
+
+def test_explicit_ids_bypass_the_listing(
+    store: Engine, settings: Settings, own_hub: HubEmulator
+) -> None:
+    s = hub_settings(settings, own_hub)
+    wanted = sorted(created_on("2024-03-02"))[:2]
+    found = discover(
+        s, store, ids=[*wanted, "nobody/no-such-dataset", "x'; DROP TABLE hub_dataset; --"]
+    )
+    assert listing_calls(own_hub) == 0
+    assert len(found.new_ids) == 2
+    assert found.summary.counts[("rejected", Reason.NOT_FOUND)] == 1
+    assert found.summary.counts[("rejected", Reason.INVALID_ID)] == 1
+    stored = rows_of(
+        store, "SELECT dataset_id, discovered_via FROM hub_dataset ORDER BY dataset_id"
+    )
+    assert stored == [(i, "explicit") for i in wanted]
+    assert collect_queue(s, store, ids=wanted[:1]) == found.new_ids[:1]
+    collect(s, store, collect_queue(s, store, ids=wanted))
+    assert collect_queue(s, store) == []
+
+
+def test_limit_takes_the_newest_datasets_of_the_window(
+    store: Engine, settings: Settings, own_hub: HubEmulator
+) -> None:
+    s = hub_settings(settings, own_hub)
+    found = discover(s, store, window=Window.day("2024-03-02"), limit=2)
+    day = [e for e in own_index() if e["created_at"].startswith("2024-03-02")]
+    newest = {e["id"] for e in sorted(day, key=lambda e: e["created_at"])[-2:]}
+    assert len(day) > 2
+    stored = rows_of(
+        store, "SELECT dataset_id FROM hub_dataset WHERE id = ANY(:ids)", ids=found.new_ids
+    )
+    assert {r[0] for r in stored} == newest
