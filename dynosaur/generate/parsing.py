@@ -1,0 +1,230 @@
+"""Reading task proposals out of an LLM answer, whatever shape the model chose to write them in.
+
+Accepted, in the order tried: a JSON list of task objects; a ``{"tasks": [...]}`` wrapper (what
+structured output returns); Python-literal dicts (single quotes, ``True``/``None``: what the
+original Dynosaur prompt produced); any of these inside fenced code; slightly broken JSON
+(trailing commas, missing quotes: repaired by ``json_repair``); one object per line. An answer cut
+at the token limit keeps its complete objects and is marked truncated. ``output_field`` written
+as ``["name"]`` (the original's format) is read as ``"name"``.
+
+Pure functions: no I/O, no settings.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import json_repair
+
+TASK_KEYS = ("instruction", "input_fields", "output_field")
+
+# Key spellings models use for the three task keys (after lower-casing, spaces -> underscores).
+_KEY_ALIASES = {
+    "instruction": "instruction",
+    "instructions": "instruction",
+    "task": "instruction",
+    "input_fields": "input_fields",
+    "input_field": "input_fields",
+    "inputs": "input_fields",
+    "input": "input_fields",
+    "output_field": "output_field",
+    "output_fields": "output_field",
+    "output": "output_field",
+}
+_FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ParsedTask:
+    """One proposal: its text as written, and the parts that could be read (None when not)."""
+
+    raw: str
+    instruction: str | None
+    input_fields: tuple[str, ...] | None
+    output_field: str | None
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """Every proposal found in an answer, and whether the answer was cut short."""
+
+    tasks: tuple[ParsedTask, ...]
+    truncated: bool = False
+    dropped: int = 0  # proposals beyond the per-config limit
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_answer(
+    text: str | None, *, finish_reason: str | None = None, limit: int | None = None
+) -> ParsedAnswer:
+    """Parse an LLM answer into proposals (at most ``limit``; the rest are counted as dropped)."""
+    text = (text or "").strip()
+    objects, unclosed = _task_objects(_unfence(text))
+    truncated = finish_reason == "length" or unclosed
+    tasks = [_to_task(raw, obj) for raw, obj in objects]
+    dropped = 0
+    if limit is not None and len(tasks) > limit:
+        dropped = len(tasks) - limit
+        tasks = tasks[:limit]
+    return ParsedAnswer(tasks=tuple(tasks), truncated=truncated, dropped=dropped)
+
+
+def _unfence(text: str) -> str:
+    """The contents of fenced code blocks (an unclosed fence runs to the end), else the text."""
+    if "```" not in text:
+        return text
+    blocks = [m.group(1) for m in _FENCE.finditer(text) if "{" in m.group(1)]
+    return "\n".join(blocks) if blocks else text
+
+
+def _task_objects(text: str) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """Task dicts in ``text``, each with its source text, and whether an object was left open.
+
+    Every top-level ``{...}`` is decoded on its own; one that is not a task (a wrapper such as
+    ``{"tasks": [...]}``, or text too broken to decode) is searched inside, so each task keeps
+    the exact text the model wrote for it and a cut-off answer keeps its complete tasks.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    unclosed = False
+    for start, end in _brace_spans(text):
+        if end is None:  # cut short: keep whatever complete objects it holds
+            inner, _ = _task_objects(text[start + 1 :])
+            out.extend(inner)
+            unclosed = True
+            continue
+        span = text[start:end]
+        value = _decode(span)
+        if _is_task(value):
+            out.append((span, value))
+            continue
+        inner, inner_unclosed = _task_objects(span[1:-1])
+        out.extend(inner)
+        unclosed = unclosed or inner_unclosed
+    return out, unclosed
+
+
+def _brace_spans(text: str) -> list[tuple[int, int | None]]:
+    """Top-level ``{...}`` spans, quote-aware; the end is None for a span never closed."""
+    spans: list[tuple[int, int | None]] = []
+    depth, start, quote, escaped = 0, 0, "", False
+    for i, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote or char == "\n":  # a newline ends a broken string too
+                quote = ""
+        elif char in "\"'" and depth > 0:
+            # An apostrophe between two letters is a word ("passage's"), not a quote.
+            if char == "'" and 0 < i < len(text) - 1 and text[i - 1].isalnum():
+                continue
+            quote = char
+        elif char == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif char == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append((start, i + 1))
+    if depth > 0:
+        spans.append((start, None))
+    return spans
+
+
+def _decode(text: str) -> Any:
+    """JSON, else a Python literal, else repaired JSON (only for complete-looking text)."""
+    text = text.strip()
+    if not text or text[0] not in "[{":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    closing = "]" if text[0] == "[" else "}"
+    if not text.endswith(closing):
+        return None  # repairing a cut-off text would invent its missing end
+    try:
+        repaired = json_repair.loads(text)
+    except Exception:  # json_repair raises assorted errors on hostile input
+        return None
+    return repaired if isinstance(repaired, list | dict) and repaired else None
+
+
+def _norm_key(key: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
+
+
+def _is_task(value: object) -> bool:
+    return isinstance(value, dict) and any(_norm_key(k) in _KEY_ALIASES for k in value)
+
+
+def _to_task(raw: str, obj: dict[str, Any]) -> ParsedTask:
+    """Read the three parts; a part of the wrong shape is None so that curate rejects it."""
+    parts: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = _KEY_ALIASES.get(_norm_key(key))
+        if name and name not in parts:
+            parts[name] = value
+    instruction = parts.get("instruction")
+    instruction = instruction.strip() if isinstance(instruction, str) else None
+    return ParsedTask(
+        raw=raw.strip(),
+        instruction=instruction or None,
+        input_fields=_field_list(parts.get("input_fields")),
+        output_field=_single_field(parts.get("output_field")),
+    )
+
+
+def _field_list(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value.strip(),) if value.strip() else None
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        names = tuple(v.strip() for v in value if v.strip())
+        return names or None
+    return None
+
+
+def _single_field(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def answer_schema(max_tasks: int) -> dict[str, Any]:
+    """The structured-output response format: an object wrapping the list of tasks."""
+    task = {
+        "type": "object",
+        "properties": {
+            "instruction": {"type": "string"},
+            "input_fields": {"type": "array", "items": {"type": "string"}},
+            "output_field": {"type": "string"},
+        },
+        "required": list(TASK_KEYS),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "tasks",
+            "description": f"Up to {max_tasks} tasks for the dataset.",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {"tasks": {"type": "array", "items": task}},
+                "required": ["tasks"],
+                "additionalProperties": False,
+            },
+        },
+    }

@@ -1,0 +1,328 @@
+"""Store access of the generate step: configs in, generation and task rows out, config states.
+
+Every write here is idempotent: a generation that already succeeded is left as it is, task rows
+are keyed by (generation, position), and a config's state is recomputed from its generations
+under a row lock, so concurrent workers and re-runs converge on the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dynosaur.generate.parsing import ParsedAnswer
+from dynosaur.model import ConfigMetadata, fields_from_json
+from dynosaur.reasons import Reason
+
+# Deferral reasons: the generation stays pending and its config stays collected for a later run.
+DEFERRALS = (Reason.BUDGET_EXHAUSTED.value, Reason.LLM_AUTH_ERROR.value)
+
+
+def load_metadata(engine: Engine, config_ids: Sequence[int]) -> dict[int, ConfigMetadata]:
+    """Prompt input of the given configs that are still ``collected`` (one query)."""
+    if not config_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.id, c.config_name, c.fields, c.sample_rows, d.dataset_id, "
+                "d.pretty_name, d.summary, d.supported_tasks, d.data_fields, d.task_categories, "
+                "d.task_ids FROM dataset_config c JOIN hub_dataset d ON d.id = c.hub_dataset_id "
+                "WHERE c.id = ANY(:ids) AND c.status = 'collected'"
+            ),
+            {"ids": list(config_ids)},
+        )
+        return {
+            row.id: ConfigMetadata(
+                dataset_id=row.dataset_id,
+                config_name=row.config_name,
+                fields=tuple(fields_from_json(row.fields or [])),
+                sample_rows=tuple(row.sample_rows or []),
+                pretty_name=row.pretty_name,
+                summary=row.summary,
+                supported_tasks=row.supported_tasks,
+                data_fields=row.data_fields,
+                task_categories=tuple(row.task_categories or ()),
+                task_ids=tuple(row.task_ids or ()),
+            )
+            for row in rows
+        }
+
+
+def config_states(engine: Engine, config_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """(status, reason) of each config."""
+    if not config_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, status, reason FROM dataset_config WHERE id = ANY(:ids)"),
+            {"ids": list(config_ids)},
+        )
+        return {row.id: (row.status, row.reason) for row in rows}
+
+
+@dataclass(frozen=True)
+class GenerationRow:
+    """A generation row as the step needs it."""
+
+    id: int
+    config_id: int
+    prompt_kind: str
+    status: str
+    llm_call_id: int | None
+
+
+def upsert_generations(
+    engine: Engine, items: Sequence[tuple[int, str, str, str]], run_key: str
+) -> list[GenerationRow]:
+    """One generation row per (config_id, prompt_kind, request_hash, prompt_version); rows that
+    did not succeed yet take the current request (a new prompt version) and this run's key."""
+    if not items:
+        return []
+    payload = json.dumps([list(item) for item in items])
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "INSERT INTO generation (config_id, prompt_kind, request_hash, prompt_version, "
+                "run_key) SELECT (x->>0)::bigint, x->>1, x->>2, x->>3, :rk "
+                "FROM jsonb_array_elements(CAST(:items AS jsonb)) AS x "
+                "ON CONFLICT (config_id, prompt_kind) DO UPDATE SET "
+                "request_hash = excluded.request_hash, prompt_version = excluded.prompt_version, "
+                "run_key = excluded.run_key, status = 'pending', reason = NULL, message = NULL, "
+                "updated_at = now() "
+                "WHERE generation.status <> 'succeeded' "
+                "RETURNING id, config_id, prompt_kind, status, llm_call_id"
+            ),
+            {"items": payload, "rk": run_key},
+        ).all()
+        found = {(r.config_id, r.prompt_kind) for r in rows}
+        missing = [(c, k) for c, k, _, _ in items if (c, k) not in found]
+        if missing:  # succeeded rows are not returned by the no-op upsert
+            rows += conn.execute(
+                sa.text(
+                    "SELECT id, config_id, prompt_kind, status, llm_call_id FROM generation "
+                    "WHERE (config_id, prompt_kind) IN (SELECT (x->>0)::bigint, x->>1 "
+                    "FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS x)"
+                ),
+                {"keys": json.dumps([list(m) for m in missing])},
+            ).all()
+    return [GenerationRow(r.id, r.config_id, r.prompt_kind, r.status, r.llm_call_id) for r in rows]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """An answer for one generation: the ledger row, the cost share, the parsed proposals."""
+
+    generation: GenerationRow
+    call_id: int
+    cost_usd: float
+    answer: ParsedAnswer
+    raw_answer: str
+
+
+def _status_of(answer: ParsedAnswer) -> tuple[str | None, str | None]:
+    """The (reason, message) a succeeded generation carries."""
+    if answer.truncated:
+        reason: str | None = Reason.RESPONSE_TRUNCATED.value
+        message: str | None = f"the answer was cut short; kept {len(answer.tasks)} complete task(s)"
+    elif not answer.tasks:
+        reason, message = Reason.NO_TASKS.value, "no task could be read from the answer"
+    else:
+        reason, message = None, None
+    if answer.dropped:
+        extra = f"{answer.dropped} proposal(s) beyond the per-config limit were not kept"
+        message = f"{message}; {extra}" if message else extra
+    return reason, message
+
+
+def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[int, int]:
+    """Mark generations succeeded and store their proposals as ``task`` rows (one row with the
+    raw answer and no parts when none could be read), then settle their configs. Returns the
+    task rows written per generation id (none for a generation that had already succeeded).
+
+    Each call's cost goes to one generation only (callers give the others 0; a generation
+    that reuses a call another generation already paid for gets 0), so sums add up.
+    """
+    if not items:
+        return {}
+    rows = []
+    for item in items:
+        reason, message = _status_of(item.answer)
+        rows.append(
+            {
+                "id": item.generation.id,
+                "call": item.call_id,
+                "reason": reason,
+                "message": message,
+                "cost": item.cost_usd,
+            }
+        )
+    updated = set(
+        conn.execute(
+            sa.text(
+                "UPDATE generation g SET status = 'succeeded', llm_call_id = x.call, "
+                "reason = x.reason, message = x.message, updated_at = now(), "
+                "cost_usd = CASE WHEN x.cost = 0 OR EXISTS (SELECT 1 FROM generation o "
+                "WHERE o.llm_call_id = x.call AND o.id <> g.id) THEN 0 ELSE x.cost END "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id bigint, call bigint, "
+                "reason text, message text, cost numeric) "
+                "WHERE g.id = x.id AND g.status <> 'succeeded' RETURNING g.id"
+            ),
+            {"rows": json.dumps(rows)},
+        ).scalars()
+    )
+    tasks: list[dict[str, Any]] = []
+    written: dict[int, int] = {}
+    for item in items:
+        if item.generation.id not in updated:
+            continue
+        proposals = [
+            {
+                "raw": t.raw,
+                "instruction": t.instruction,
+                "input_fields": list(t.input_fields) if t.input_fields is not None else None,
+                "output_field": t.output_field,
+            }
+            for t in item.answer.tasks
+        ] or [
+            {
+                "raw": item.raw_answer,
+                "instruction": None,
+                "input_fields": None,
+                "output_field": None,
+            }
+        ]
+        for position, proposal in enumerate(proposals):
+            tasks.append(
+                {
+                    "config": item.generation.config_id,
+                    "generation": item.generation.id,
+                    "position": position,
+                    **proposal,
+                }
+            )
+        written[item.generation.id] = len(proposals)
+    if tasks:
+        conn.execute(
+            sa.text(
+                "INSERT INTO task (config_id, generation_id, position, raw, instruction, "
+                "input_fields, output_field) SELECT x.config, x.generation, x.position, x.raw, "
+                "x.instruction, x.input_fields, x.output_field "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(config bigint, "
+                "generation bigint, position smallint, raw text, instruction text, "
+                "input_fields text[], output_field text) "
+                "ON CONFLICT (generation_id, position) DO NOTHING"
+            ),
+            {"rows": json.dumps(tasks, ensure_ascii=False)},
+        )
+    settle_configs(conn, [item.generation.config_id for item in items])
+    return written
+
+
+def fail_generations(
+    conn: Connection,
+    generations: Sequence[GenerationRow],
+    reason: str,
+    message: str,
+    call_id: int | None,
+) -> None:
+    """Mark generations failed (a config fails once none of its generations can succeed)."""
+    conn.execute(
+        sa.text(
+            "UPDATE generation SET status = 'failed', reason = :reason, message = :message, "
+            "llm_call_id = coalesce(:c, llm_call_id), updated_at = now() "
+            "WHERE id = ANY(:ids) AND status <> 'succeeded'"
+        ),
+        {"ids": [g.id for g in generations], "reason": reason, "message": message, "c": call_id},
+    )
+    settle_configs(conn, [g.config_id for g in generations])
+
+
+def defer_generations(
+    conn: Connection, generations: Sequence[GenerationRow], reason: str, message: str
+) -> None:
+    """Leave generations pending with a reason (a later run sends them)."""
+    conn.execute(
+        sa.text(
+            "UPDATE generation SET status = 'pending', reason = :reason, message = :message, "
+            "updated_at = now() WHERE id = ANY(:ids) AND status <> 'succeeded'"
+        ),
+        {"ids": [g.id for g in generations], "reason": reason, "message": message},
+    )
+    settle_configs(conn, [g.config_id for g in generations])
+
+
+def settle_configs(conn: Connection, config_ids: Sequence[int]) -> None:
+    """Recompute collected configs' states from their generations.
+
+    Any generation still pending: the config stays ``collected`` (with the deferral's reason, if
+    any). Otherwise: ``generated`` when one succeeded (noting truncated answers), else ``failed``
+    with the first failure's reason. The configs are locked first, in id order, so that
+    generations of one config finishing at once (in this process or another) serialise here;
+    NO KEY UPDATE does not conflict with the KEY SHARE lock that inserting tasks took.
+    """
+    ids = sorted(set(config_ids))
+    collected = list(
+        conn.execute(
+            sa.text(
+                "SELECT id FROM dataset_config WHERE id = ANY(:ids) AND status = 'collected' "
+                "ORDER BY id FOR NO KEY UPDATE"
+            ),
+            {"ids": ids},
+        ).scalars()
+    )
+    if not collected:
+        return
+    generations: dict[int, list[Any]] = {config_id: [] for config_id in collected}
+    for row in conn.execute(
+        sa.text(
+            "SELECT config_id, status, reason, message FROM generation "
+            "WHERE config_id = ANY(:ids) ORDER BY id"
+        ),
+        {"ids": collected},
+    ):
+        generations[row.config_id].append(row)
+    updates = []
+    for config_id, rows in generations.items():
+        pending = [g for g in rows if g.status == "pending"]
+        succeeded = [g for g in rows if g.status == "succeeded"]
+        if pending:
+            deferred = next((g for g in pending if g.reason in DEFERRALS), None)
+            state = (
+                "collected",
+                deferred.reason if deferred else None,
+                deferred.message if deferred else None,
+            )
+        elif succeeded:
+            state = ("generated", None, None)
+        elif rows:
+            state = ("failed", rows[0].reason, rows[0].message)
+        else:
+            continue
+        truncated = any(g.reason == Reason.RESPONSE_TRUNCATED.value for g in succeeded)
+        updates.append(
+            {
+                "id": config_id,
+                "status": state[0],
+                "reason": state[1],
+                "message": state[2],
+                "truncated": truncated and not pending,
+            }
+        )
+    if updates:
+        conn.execute(
+            sa.text(
+                "UPDATE dataset_config c SET status = x.status, reason = x.reason, "
+                "message = x.message, updated_at = now(), notes = CASE WHEN x.truncated "
+                "AND NOT ('response_truncated' = ANY(c.notes)) "
+                "THEN array_append(c.notes, 'response_truncated') ELSE c.notes END "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id bigint, status text, "
+                "reason text, message text, truncated boolean) WHERE c.id = x.id"
+            ),
+            {"rows": json.dumps(updates)},
+        )
