@@ -20,10 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# bench/select.py would shadow the standard library's `select`, which asyncio, multiprocessing
-# and the store need: this folder leaves the import path before any of them is imported.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -24,37 +24,31 @@ The URL names a server (its maintenance database); a database is created and dro
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
 import sys
-from pathlib import Path
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-# Run as a script, this folder comes first on sys.path, where bench/select.py would shadow the
-# standard library's select module (imported by asyncio and subprocess).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-
-from dynosaur.generate import generate  # noqa: E402
-from dynosaur.generate.client import LLMClient  # noqa: E402
-from dynosaur.generate.cost import count_prompt_tokens, token_method  # noqa: E402
-from dynosaur.model import FieldInfo  # noqa: E402
-from dynosaur.settings import Settings  # noqa: E402
-from dynosaur.store import dispose_engines, open_store  # noqa: E402
-from dynosaur.store.engine import sqlalchemy_url  # noqa: E402
+from dynosaur.generate import generate
+from dynosaur.generate.client import LLMClient
+from dynosaur.generate.cost import count_prompt_tokens, token_method
+from dynosaur.model import FieldInfo
+from dynosaur.settings import Settings
+from dynosaur.store import dispose_engines, open_store
+from dynosaur.store.engine import sqlalchemy_url
 
 FIELDS = [
     FieldInfo("question", "string"),
