@@ -1,0 +1,285 @@
+"""Batch lifecycle: one growth run builds one batch; publishing makes it visible as version N.
+
+``building`` --publish--> ``published`` (version = previous max + 1) or ``empty`` (no valid task)
+``building`` --fail-->    ``failed``: its tasks go back to ``proposed`` and its configs back to
+``generated`` (a later run curates them), its instances are deleted: nothing of it is visible.
+
+Version N of the collection is every published batch with ``version <= N`` (``collection_at(N)``
+in SQL). A batch is identified by its run key, so re-running a run finds its batch again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dynosaur.errors import DynosaurError
+from dynosaur.model import Window
+from dynosaur.reasons import Reason, describe
+
+# Serialises publishers, so versions are handed out one at a time.
+PUBLISH_LOCK = 0x44594E01
+
+
+class BatchStateError(DynosaurError):
+    """The batch is not in a state that allows the operation (e.g. publishing a failed batch)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One row of ``batch``."""
+
+    id: int
+    run_key: str
+    status: str
+    version: int | None
+    dag_run_id: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    reason: str | None
+    message: str | None
+    figures: dict[str, Any]
+    cost_usd: float
+    created_at: datetime
+    published_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        """Published or empty: nothing more happens to it."""
+        return self.status in ("published", "empty")
+
+
+_COLUMNS = (
+    "id, run_key, status, version, dag_run_id, window_start, window_end, reason, message, "
+    "figures, cost_usd, created_at, published_at"
+)
+
+
+def _batch(row: sa.Row[Any]) -> Batch:
+    data = row._asdict()
+    data["cost_usd"] = float(data["cost_usd"])
+    return Batch(**data)
+
+
+def get_batch(conn: Connection | Engine, batch_id: int) -> Batch:
+    """The batch with id ``batch_id`` (raises when there is none)."""
+    with _connect(conn) as c:
+        row = c.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM batch WHERE id = :id"), {"id": batch_id}
+        ).first()
+    if row is None:
+        raise BatchStateError(f"there is no batch {batch_id}")
+    return _batch(row)
+
+
+def find_batch(engine: Engine, run_key: str) -> Batch | None:
+    """The batch of a run key, if that run has started."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM batch WHERE run_key = :k"), {"k": run_key}
+        ).first()
+    return _batch(row) if row is not None else None
+
+
+def open_batch(
+    engine: Engine, run_key: str, *, window: Window | None = None, dag_run_id: str | None = None
+) -> Batch:
+    """The batch of ``run_key``: created on the first call, found again on later ones.
+
+    A batch that failed is reopened (``building`` again) so that a retried run finishes it; a
+    published or empty batch is returned as it is.
+    """
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "INSERT INTO batch (run_key, dag_run_id, window_start, window_end) "
+                "VALUES (:k, :d, :s, :e) ON CONFLICT (run_key) DO NOTHING "
+                f"RETURNING {_COLUMNS}"
+            ),
+            {
+                "k": run_key,
+                "d": dag_run_id,
+                "s": window.start if window else None,
+                "e": window.end if window else None,
+            },
+        ).first()
+        if row is None:
+            row = conn.execute(
+                sa.text(
+                    "UPDATE batch SET status = 'building', reason = NULL, message = NULL, "
+                    "dag_run_id = coalesce(:d, dag_run_id) "
+                    f"WHERE run_key = :k AND status = 'failed' RETURNING {_COLUMNS}"
+                ),
+                {"k": run_key, "d": dag_run_id},
+            ).first()
+        if row is None:
+            row = conn.execute(
+                sa.text(f"SELECT {_COLUMNS} FROM batch WHERE run_key = :k"), {"k": run_key}
+            ).one()
+    return _batch(row)
+
+
+def batch_figures(conn: Connection, batch_id: int) -> dict[str, Any]:
+    """Counts and cost of a batch as JSON: datasets, configs, tasks by status and reason, cost."""
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT
+              (SELECT count(DISTINCT hub_dataset_id) FROM dataset_config
+                WHERE batch_id = :b) AS datasets,
+              (SELECT count(*) FROM dataset_config WHERE batch_id = :b) AS configs,
+              (SELECT count(*) FROM task WHERE batch_id = :b AND status = 'valid') AS tasks_valid,
+              (SELECT count(*) FROM task
+                WHERE batch_id = :b AND status = 'rejected') AS tasks_rejected,
+              (SELECT count(*) FROM instance WHERE batch_id = :b) AS instances,
+              (SELECT coalesce(sum(g.cost_usd), 0) FROM generation g
+                 JOIN dataset_config c ON c.id = g.config_id WHERE c.batch_id = :b) AS cost_usd,
+              (SELECT count(DISTINCT g.llm_call_id) FROM generation g
+                 JOIN dataset_config c ON c.id = g.config_id WHERE c.batch_id = :b) AS llm_calls
+            """
+        ),
+        {"b": batch_id},
+    ).one()
+    figures: dict[str, Any] = {k: int(v) for k, v in row._asdict().items() if k != "cost_usd"}
+    figures["cost_usd"] = round(float(row.cost_usd), 6)
+    rejected = conn.execute(
+        sa.text(
+            "SELECT reason, count(*) FROM task WHERE batch_id = :b AND status = 'rejected' "
+            "GROUP BY reason ORDER BY count(*) DESC, reason"
+        ),
+        {"b": batch_id},
+    ).all()
+    figures["rejected_by_reason"] = {reason: int(n) for reason, n in rejected}
+    return figures
+
+
+def publish_batch(engine: Engine, batch_id: int) -> Batch:
+    """Publish a curated batch in one transaction: version = max + 1, figures and cost written.
+
+    A batch without a valid task becomes ``empty`` (reason ``empty_batch``, no version).
+    Publishing a published or empty batch again returns it unchanged.
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK})
+        batch = get_batch(conn, batch_id)
+        if batch.finished:
+            return batch
+        if batch.status != "building":
+            raise BatchStateError(
+                f"batch {batch_id} is {batch.status} ({batch.message or batch.reason}); "
+                "run it again to rebuild it before publishing"
+            )
+        left = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM task t JOIN dataset_config c ON c.id = t.config_id "
+                "WHERE c.batch_id = :b AND t.status = 'proposed'"
+            ),
+            {"b": batch_id},
+        ).scalar_one()
+        if left:
+            raise BatchStateError(
+                f"batch {batch_id} still has {left} proposed task(s): run curate before publishing"
+            )
+        figures = batch_figures(conn, batch_id)
+        params = {"b": batch_id, "f": figures, "c": figures["cost_usd"]}
+        if figures["tasks_valid"] == 0:
+            conn.execute(
+                sa.text(
+                    "UPDATE batch SET status = 'empty', reason = :r, message = :m, "
+                    "figures = :f, cost_usd = :c WHERE id = :b"
+                ).bindparams(sa.bindparam("f", type_=sa.JSON)),
+                {**params, "r": Reason.EMPTY_BATCH.value, "m": describe(Reason.EMPTY_BATCH)},
+            )
+        else:
+            version = conn.execute(
+                sa.text("SELECT coalesce(max(version), 0) + 1 FROM batch")
+            ).scalar_one()
+            figures["version"] = int(version)
+            conn.execute(
+                sa.text(
+                    "UPDATE batch SET status = 'published', version = :v, published_at = now(), "
+                    "figures = :f, cost_usd = :c WHERE id = :b"
+                ).bindparams(sa.bindparam("f", type_=sa.JSON)),
+                {**params, "v": version, "f": figures},
+            )
+        return get_batch(conn, batch_id)
+
+
+def fail_batch(engine: Engine, batch_id: int, message: str) -> Batch:
+    """Mark a building batch failed and undo its curation, so nothing of it is ever visible.
+
+    Its configs return to ``generated`` and its tasks to ``proposed`` (a later run curates them
+    again); its instances and near-duplicate index rows are deleted. Published and empty batches
+    are left as they are.
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK})
+        batch = get_batch(conn, batch_id)
+        if batch.status != "building":
+            return batch
+        conn.execute(sa.text("DELETE FROM instance WHERE batch_id = :b"), {"b": batch_id})
+        conn.execute(
+            sa.text(
+                "DELETE FROM task_lsh WHERE task_id IN (SELECT id FROM task WHERE batch_id = :b)"
+            ),
+            {"b": batch_id},
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE task SET status = 'proposed', reason = NULL, message = NULL, "
+                "labels = NULL, instance_instruction = NULL, fingerprint = NULL, "
+                "notes = '{}', batch_id = NULL, curated_at = NULL WHERE batch_id = :b"
+            ),
+            {"b": batch_id},
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE dataset_config SET status = 'generated', batch_id = NULL, "
+                "updated_at = now() WHERE batch_id = :b"
+            ),
+            {"b": batch_id},
+        )
+        conn.execute(
+            sa.text("UPDATE batch SET status = 'failed', reason = :r, message = :m WHERE id = :b"),
+            {"b": batch_id, "r": Reason.RUN_FAILED.value, "m": message[:2000]},
+        )
+        return get_batch(conn, batch_id)
+
+
+def latest_version(engine: Engine) -> int | None:
+    """The newest published version, or None before the first publish."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT max(version) FROM batch WHERE status = 'published'")
+        ).scalar_one()
+
+
+def published_versions(engine: Engine) -> list[Batch]:
+    """Every published batch, oldest version first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM batch WHERE status = 'published' ORDER BY version")
+        ).all()
+    return [_batch(r) for r in rows]
+
+
+class _connect:
+    """Use a given connection as is, or open one from an engine for the block."""
+
+    def __init__(self, target: Connection | Engine) -> None:
+        self.target = target
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        if isinstance(self.target, Connection):
+            return self.target
+        self.conn = self.target.connect()
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()

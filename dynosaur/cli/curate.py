@@ -1,0 +1,230 @@
+"""``dynosaur curate | publish | grow | export | status``: curation, versions and the whole run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import typer
+from sqlalchemy.engine import Engine
+
+from dynosaur.cli.common import console, load_settings, reports_errors, store, table
+from dynosaur.cli.progress import BarProgress
+from dynosaur.errors import ConfigError
+from dynosaur.summary import StepSummary
+
+MANUAL = "manual:"
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the top-level ``dynosaur`` command."""
+    for command in (curate, publish, grow, export, status):
+        app.command()(reports_errors(command))
+
+
+def _print_summary(summary: StepSummary) -> None:
+    if summary.counts:
+        console.print(table(summary.step, ["status", "reason", "count"], summary.rows()))
+    if summary.figures:
+        console.print(
+            table(f"{summary.step}: figures", ["figure", "value"], summary.figures.items())
+        )
+
+
+def _manual_batch(engine: Engine, run_key: str | None, batch_id: int | None, *, create: bool):
+    """The batch a manual curate/publish works on: given by id or run key, else the newest
+    building manual batch, else (curate only) a new manual one."""
+    from dynosaur import batches
+
+    if batch_id is not None:
+        return batches.get_batch(engine, batch_id)
+    if run_key is not None:
+        found = batches.find_batch(engine, run_key)
+        if found is None and not create:
+            raise ConfigError(f"no batch has the run key {run_key!r}")
+        return found or batches.open_batch(engine, run_key)
+    with engine.connect() as conn:
+        newest = conn.execute(
+            sa.text(
+                "SELECT id FROM batch WHERE status = 'building' AND run_key LIKE :m "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            {"m": MANUAL + "%"},
+        ).scalar()
+    if newest is not None:
+        return batches.get_batch(engine, newest)
+    if not create:
+        raise ConfigError("no manual batch is building: run dynosaur curate first, or --batch ID")
+    return batches.open_batch(engine, MANUAL + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+RUN_KEY = typer.Option(None, "--run-key", help="Work on the batch of this run key.")
+BATCH = typer.Option(None, "--batch", min=1, help="Work on the batch with this id.")
+
+
+def curate(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
+    """Filter, de-duplicate and build instances for every generated config, into a batch.
+
+    The batch is the one named by --batch or --run-key, else the newest building manual batch,
+    else a new one. Nothing is visible until `dynosaur publish`.
+
+    Example: dynosaur curate && dynosaur publish
+    """
+    from dynosaur.curate import curate as curate_batch
+
+    settings = load_settings()
+    engine = store(settings)
+    target = _manual_batch(engine, run_key, batch, create=True)
+    console.print(f"batch {target.id} ({target.run_key})")
+    with BarProgress() as progress:
+        summary = curate_batch(settings, engine, target.id, progress=progress)
+    _print_summary(summary)
+
+
+def publish(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
+    """Publish a curated batch as the next version of the collection (one transaction).
+
+    A batch without any valid task is marked empty and takes no version.
+
+    Example: dynosaur publish --batch 7
+    """
+    from dynosaur import batches
+
+    settings = load_settings()
+    engine = store(settings)
+    target = _manual_batch(engine, run_key, batch, create=False)
+    done = batches.publish_batch(engine, target.id)
+    shown = f"version {done.version}" if done.version else f"{done.status} ({done.reason})"
+    console.print(f"batch {done.id} ({done.run_key}): {shown}")
+    figures = {k: v for k, v in done.figures.items() if not isinstance(v, dict)}
+    console.print(table("published", ["figure", "value"], figures.items()))
+
+
+def grow(
+    since: str | None = typer.Option(None, help="Window start (ISO date or time, UTC)."),
+    until: str | None = typer.Option(None, help="Window end, exclusive (ISO date or time)."),
+    day: str | None = typer.Option(None, help="The UTC day to grow from (instead of a window)."),
+    ids: str | None = typer.Option(None, help="Explicit dataset ids, comma-separated."),
+    max_datasets: int | None = typer.Option(None, min=1, help="Collect at most N datasets."),
+    model: str | None = typer.Option(None, help="LLM model (default DYNOSAUR_LLM_MODEL)."),
+    tasks_per_config: int | None = typer.Option(None, min=1, max=10, help="Tasks per config."),
+    budget: float | None = typer.Option(None, min=0, help="LLM spend cap for this run (USD)."),
+    dry_run: bool = typer.Option(False, help="Estimate LLM tokens and cost; call nothing."),
+    run_key: str | None = typer.Option(None, help="Identity of the run (default from window)."),
+) -> None:
+    """The whole growth run in one process: discover, collect, generate, curate, publish.
+
+    Without a window or ids it covers the previous UTC day, like the daily Airflow run. The run
+    key (default: the window, or the ids) makes it idempotent: growing the same window again adds
+    nothing and finishes a run that crashed.
+
+    Example: dynosaur grow --since 2024-05-01 --until 2024-05-02
+    """
+    from dynosaur.pipeline import grow as grow_run
+    from dynosaur.pipeline import request_for
+
+    settings = load_settings(llm_model=model, tasks_per_config=tasks_per_config)
+    engine = store(settings)
+    request = request_for(
+        since=since,
+        until=until,
+        day=day,
+        ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+        max_datasets=max_datasets,
+        model=model,
+        tasks_per_config=tasks_per_config,
+        budget_usd=budget,
+        dry_run=dry_run,
+        run_key=run_key,
+    )
+    console.print(f"run {request.run_key}")
+    with BarProgress() as progress:
+        result = grow_run(settings, engine, request, progress=progress)
+    for step in result.get("steps", []):
+        _print_summary(StepSummary.from_json(step))
+    shown = {k: v for k, v in result.items() if k != "steps" and not isinstance(v, dict | list)}
+    console.print(table("run", ["figure", "value"], shown.items()))
+
+
+def export(
+    version: int | None = typer.Option(None, "--version", "-V", min=1, help="Version N."),
+    selection: str | None = typer.Option(None, help="Export this stored selection instead."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, parquet or hf."),
+    out: Path | None = typer.Option(
+        None, help="File or folder to write (hf: a folder). Default: dynosaur-vN.* here."
+    ),
+    push_to_hub: str | None = typer.Option(
+        None, help="Also upload to this Hub dataset repo (needs DYNOSAUR_HUB_TOKEN)."
+    ),
+) -> None:
+    """Export version N of the collection (default: the latest) or a stored selection.
+
+    JSONL has the original Dynosaur's fields (instruction, input, output, license, website,
+    taskname); hf writes a `datasets` Dataset folder with a dataset card. Streams: memory does
+    not grow with the size of the export.
+
+    Example: dynosaur export --version 3 --format parquet --out dynosaur-v3.parquet
+    """
+    from dynosaur.export import export as run_export
+
+    settings = load_settings()
+    engine = store(settings)
+    with BarProgress() as progress:
+        result = run_export(
+            settings,
+            engine,
+            fmt=fmt,
+            out=out,
+            version=version,
+            selection=selection,
+            push_to_hub=push_to_hub,
+            progress=progress,
+        )
+    console.print(f"wrote {result.source} to {result.path}", soft_wrap=True)
+    figures: dict[str, Any] = {k: v for k, v in result.figures.items() if k != "licenses"}
+    if result.pushed_to:
+        figures["pushed to"] = result.pushed_to
+    console.print(table("export", ["figure", "value"], figures.items()))
+    licenses = result.figures.get("licenses", {})
+    console.print(table("licenses", ["license", "instances"], licenses.items()))
+
+
+def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest first.")) -> None:
+    """Show the latest version, the newest batches and the work waiting in each step.
+
+    Example: dynosaur status
+    """
+    settings = load_settings()
+    engine = store(settings)
+    with engine.connect() as conn:
+        latest = conn.execute(
+            sa.text("SELECT max(version) FROM batch WHERE status = 'published'")
+        ).scalar()
+        rows = conn.execute(
+            sa.text(
+                "SELECT batch_id, version, status, run_key, datasets, configs, tasks_valid, "
+                "tasks_rejected, instances, cost_usd FROM batch_summary "
+                "ORDER BY batch_id DESC LIMIT :n"
+            ),
+            {"n": limit},
+        ).all()
+        waiting = conn.execute(
+            sa.text(
+                "SELECT 'datasets' AS what, status, count(*) FROM hub_dataset GROUP BY status "
+                "UNION ALL SELECT 'configs', status, count(*) FROM dataset_config GROUP BY status "
+                "UNION ALL SELECT 'tasks', status, count(*) FROM task GROUP BY status "
+                "ORDER BY 1, 2"
+            )
+        ).all()
+    console.print(f"latest version: {latest if latest is not None else 'none published yet'}")
+    columns = ["batch", "version", "status", "run key", "datasets", "configs", "valid", "rejected"]
+    console.print(
+        table(
+            "batches",
+            [*columns, "instances", "cost USD"],
+            [(*r[:9], f"{float(r[9]):.4f}") for r in rows],
+        )
+    )
+    console.print(table("store", ["rows", "status", "count"], [tuple(r) for r in waiting]))

@@ -1,0 +1,122 @@
+"""Validity filters for proposed tasks: pure functions, one reason code each, in mission order.
+
+1. ``unparseable``: no instruction could be read from the proposal.
+2. ``empty_output_field``: the task names no output field.
+3. ``unknown_field``: an input or output field is not a field of the config's rows.
+4. ``input_is_output``: the output field is also an input field.
+5. ``duplicate_instruction``: another task of the same config (the original's "dataset", its
+   ``task_name``) already has the same normalised instruction; the first one is kept.
+
+The store-wide checks (identical task, near-duplicate) need the store and live in
+:mod:`dynosaur.curate.step`; their pure parts are in :mod:`dynosaur.curate.dedup`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from dynosaur.curate.dedup import normalize_instruction
+from dynosaur.reasons import Reason
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A task as the generation step stored it (a ``task`` row with status ``proposed``).
+
+    ``instruction``, ``input_fields`` and ``output_field`` are None where the LLM's answer could
+    not be parsed into them.
+    """
+
+    task_id: int
+    instruction: str | None
+    input_fields: tuple[str, ...] | None
+    output_field: str | None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Input fields then the output field, as named by the task."""
+        return (*(self.input_fields or ()), *((self.output_field,) if self.output_field else ()))
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a task was rejected: a reason code and a human message naming the culprit."""
+
+    reason: Reason
+    message: str
+
+
+def check_parseable(task: Proposal) -> Rejection | None:
+    """Reject a proposal without a readable instruction."""
+    if task.instruction is None or not task.instruction.strip():
+        return Rejection(Reason.UNPARSEABLE, "no instruction could be read from the proposal")
+    return None
+
+
+def check_output_field(task: Proposal) -> Rejection | None:
+    """Reject a task that names no output field."""
+    if task.output_field is None or not task.output_field.strip():
+        # The parser leaves it empty for "" and for a list of several names, where one belongs.
+        return Rejection(
+            Reason.EMPTY_OUTPUT_FIELD, "the task names no single output field (none, or several)"
+        )
+    return None
+
+
+def check_fields_exist(task: Proposal, field_names: Collection[str]) -> Rejection | None:
+    """Reject a task naming a field that the config's rows do not have."""
+    unknown = [name for name in task.fields if name not in field_names]
+    if unknown:
+        known = ", ".join(sorted(field_names)) or "none"
+        return Rejection(
+            Reason.UNKNOWN_FIELD,
+            f"unknown field(s) {', '.join(map(repr, unknown))}; the rows have: {known}",
+        )
+    return None
+
+
+def check_input_is_output(task: Proposal) -> Rejection | None:
+    """Reject a task whose output field is also one of its input fields."""
+    if task.output_field in (task.input_fields or ()):
+        return Rejection(
+            Reason.INPUT_IS_OUTPUT, f"{task.output_field!r} is both an input and the output field"
+        )
+    return None
+
+
+# The per-task filters in the order they are applied (the duplicate check comes after them).
+TASK_FILTERS: tuple[tuple[Reason, Callable[[Proposal, Collection[str]], Rejection | None]], ...] = (
+    (Reason.UNPARSEABLE, lambda task, _: check_parseable(task)),
+    (Reason.EMPTY_OUTPUT_FIELD, lambda task, _: check_output_field(task)),
+    (Reason.UNKNOWN_FIELD, check_fields_exist),
+    (Reason.INPUT_IS_OUTPUT, lambda task, _: check_input_is_output(task)),
+)
+
+
+def filter_config_tasks(
+    tasks: Sequence[Proposal], field_names: Collection[str]
+) -> dict[int, Rejection]:
+    """Apply the validity filters to the tasks of one config; returns ``task_id -> rejection``.
+
+    Tasks are taken in the given order (generation, then position in the LLM's answer): of two
+    tasks with the same normalised instruction the first that passed the earlier filters is kept.
+    """
+    rejected: dict[int, Rejection] = {}
+    kept_by_instruction: dict[str, int] = {}
+    for task in tasks:
+        rejection = next(
+            (r for _, check in TASK_FILTERS if (r := check(task, field_names)) is not None), None
+        )
+        if rejection is None:
+            assert task.instruction is not None  # check_parseable passed
+            key = normalize_instruction(task.instruction)
+            first = kept_by_instruction.setdefault(key, task.task_id)
+            if first != task.task_id:
+                rejection = Rejection(
+                    Reason.DUPLICATE_INSTRUCTION,
+                    f"same instruction as task {first} of the same config",
+                )
+        if rejection is not None:
+            rejected[task.task_id] = rejection
+    return rejected

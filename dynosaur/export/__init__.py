@@ -1,0 +1,171 @@
+"""Export a version of the collection, or a stored selection, as JSONL, Parquet or a `datasets`
+Dataset with a dataset card, and optionally push it to the Hub.
+
+Streaming end to end: rows come from a server-side cursor in batches and go straight to the file,
+so the memory an export needs does not depend on how many instances it holds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.engine import Engine
+
+from dynosaur.errors import ConfigError
+from dynosaur.export.card import ExportStats, dataset_card
+from dynosaur.export.source import (
+    FIELDS,
+    RowSource,
+    count_rows,
+    iter_batches,
+    selection_source,
+    version_source,
+)
+from dynosaur.export.writers import write_dataset, write_jsonl, write_parquet
+from dynosaur.progress import NullProgress, Progress
+from dynosaur.settings import Settings
+
+Format = Literal["jsonl", "parquet", "hf"]
+FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
+_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet"}
+
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "ExportResult",
+    "RowSource",
+    "export",
+    "selection_source",
+    "version_source",
+]
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, and where."""
+
+    path: Path
+    format: str
+    source: str
+    version: int | None
+    selection: str | None
+    figures: dict[str, Any] = field(default_factory=dict)
+    pushed_to: str | None = None
+
+
+def _target(out: Path | None, fmt: str, source: RowSource) -> Path:
+    """The file or folder to write: ``out`` itself, or one named after the source inside it
+    (``out`` None: the current folder)."""
+    if out is None:
+        return Path.cwd() / f"{source.name}{_SUFFIX.get(fmt, '')}"
+    if fmt == "hf":
+        if out.is_file():
+            raise ConfigError(f"{out} is a file; the hf format writes a folder")
+        if out.is_dir() and any(out.iterdir()) and not (out / "dataset_info.json").exists():
+            raise ConfigError(f"{out} is a non-empty folder that is not a saved dataset")
+        return out
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        return out / f"{source.name}{_SUFFIX[fmt]}"
+    return out
+
+
+def export(
+    settings: Settings,
+    engine: Engine,
+    *,
+    fmt: str,
+    out: Path | None = None,
+    version: int | None = None,
+    selection: str | None = None,
+    push_to_hub: str | None = None,
+    progress: Progress | None = None,
+    batch_rows: int | None = None,
+) -> ExportResult:
+    """Export version ``version`` (default latest) or the selection ``selection`` to ``out``."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if version is not None and selection is not None:
+        raise ConfigError("give a version or a selection, not both")
+    source = (
+        selection_source(engine, selection)
+        if selection is not None
+        else version_source(engine, version)
+    )
+    target = _target(Path(out).expanduser() if out is not None else None, fmt, source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    progress = progress or NullProgress()
+    progress.start(count_rows(engine, source), f"export {source.description}")
+    stats = ExportStats()
+
+    def rows() -> Iterator[Sequence[Any]]:
+        for batch in iter_batches(engine, source, batch_rows or 10_000):
+            stats.add(batch)
+            progress.advance(len(batch))
+            yield batch
+
+    title = (
+        f"Dynosaur selection {source.selection}"
+        if source.selection
+        else f"Dynosaur instruction collection, version {source.version}"
+    )
+    with tempfile.TemporaryDirectory(prefix="dynosaur-stage-", dir=target.parent) as stage:
+        staged = Path(stage)
+        if fmt == "jsonl":
+            write_jsonl(rows(), target)
+            data_file = target
+        else:
+            data_file = target if fmt == "parquet" else staged / f"{source.name}.parquet"
+            write_parquet(rows(), data_file)
+        progress.finish()
+        card = dataset_card(stats, title=title, description=source.description)
+        if fmt == "hf":
+            write_dataset(data_file, target, card)
+        else:
+            target.with_name(f"{target.stem}.README.md").write_text(card, encoding="utf-8")
+        result = ExportResult(
+            path=target,
+            format=fmt,
+            source=source.description,
+            version=source.version,
+            selection=source.selection,
+            figures=stats.summary(),
+        )
+        if push_to_hub:
+            result.pushed_to = push(settings, push_to_hub, data_file, stats, title, source)
+    return result
+
+
+def push(
+    settings: Settings,
+    repo_id: str,
+    data_file: Path,
+    stats: ExportStats,
+    title: str,
+    source: RowSource,
+) -> str:
+    """Upload the data file and its card to the Hub dataset repo ``repo_id``; returns its URL."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    token = settings.hub_token.get_secret_value() if settings.hub_token else None
+    if token is None:
+        raise ConfigError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
+    suffix = data_file.suffix
+    card = dataset_card(
+        stats, title=title, description=source.description, data_glob=f"data/*{suffix}"
+    )
+    api = HfApi(endpoint=settings.hub_endpoint, token=token)
+    url = api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    api.create_commit(
+        repo_id=repo_id,
+        repo_type="dataset",
+        operations=[
+            CommitOperationAdd(f"data/{source.name}{suffix}", str(data_file)),
+            CommitOperationAdd("README.md", card.encode("utf-8")),
+        ],
+        commit_message=f"Dynosaur: {source.description}",
+    )
+    return str(url)

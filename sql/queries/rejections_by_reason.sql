@@ -1,0 +1,5 @@
+-- Where the pipeline drops things: rows per entity and reason code, most frequent first.
+SELECT entity, stage, reason, description, sum(n) AS n
+FROM rejection_by_reason
+GROUP BY entity, stage, reason, description
+ORDER BY n DESC, entity, reason;

@@ -1,0 +1,162 @@
+"""Rows that curation reads, inserted with plain SQL: datasets, configs, generations, tasks.
+
+Curation's input is written by collect and generate; these helpers write the same columns, so the
+curate tests do not depend on those steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dynosaur.model import FieldInfo
+
+
+class StoreFactory:
+    """Inserts the rows curation reads (status ``generated`` configs, ``proposed`` tasks)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._n = 0
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    def dataset(
+        self,
+        dataset_id: str = "org/ds",
+        *,
+        licenses: Sequence[str] = ("mit",),
+        task_categories: Sequence[str] = (),
+        sha: str | None = None,
+        created_at: str | None = "2024-01-01T10:00:00Z",
+    ) -> int:
+        """A collected ``hub_dataset`` row; returns its id."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO hub_dataset (dataset_id, sha, discovered_via, hub_url, licenses, "
+                    "task_categories, status, created_at) VALUES (:d, :s, 'created', :u, :l, :t, "
+                    "'collected', :c) RETURNING id"
+                ),
+                {
+                    "d": dataset_id,
+                    "s": sha or f"sha{self._next()}",
+                    "u": f"https://huggingface.co/datasets/{dataset_id}",
+                    "l": list(licenses),
+                    "t": list(task_categories),
+                    "c": created_at,
+                },
+            ).scalar_one()
+
+    def config(
+        self,
+        hub_dataset_id: int,
+        name: str = "default",
+        *,
+        fields: Sequence[FieldInfo] | None = None,
+        rows: Sequence[dict[str, Any]] = (),
+        status: str = "generated",
+    ) -> int:
+        """A ``dataset_config`` row (fields default to the keys of the first row, as strings)."""
+        if fields is None:
+            fields = [FieldInfo(k, "string") for k in (rows[0] if rows else {})]
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO dataset_config (hub_dataset_id, config_name, fields, sample_rows, "
+                    "status, reason) VALUES (:d, :n, CAST(:f AS jsonb), CAST(:r AS jsonb), :s, "
+                    ":reason) RETURNING id"
+                ),
+                {
+                    "d": hub_dataset_id,
+                    "n": name,
+                    "f": json.dumps([f.to_json() for f in fields]),
+                    "r": json.dumps(list(rows)),
+                    "s": status,
+                    "reason": "hub_error" if status in ("skipped", "deferred", "failed") else None,
+                },
+            ).scalar_one()
+
+    def generation(
+        self, config_id: int, kind: str = "description_aware", *, cost_usd: float = 0.001
+    ) -> int:
+        """A succeeded ``generation`` with its ``llm_call`` (tokens and cost)."""
+        with self.engine.begin() as conn:
+            call = conn.execute(
+                sa.text(
+                    "INSERT INTO llm_call (request_hash, model, prompt_version, messages, "
+                    "response, prompt_tokens, completion_tokens, cost_usd, status) VALUES "
+                    "(:h, 'gpt-4o-mini', 'v1', '[]', '[]', 1000, 100, :c, 'succeeded') RETURNING id"
+                ),
+                {"h": f"hash{self._next()}", "c": cost_usd},
+            ).scalar_one()
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO generation (config_id, prompt_kind, request_hash, llm_call_id, "
+                    "status, cost_usd) VALUES (:c, :k, :h, :l, 'succeeded', :cost) RETURNING id"
+                ),
+                {"c": config_id, "k": kind, "h": f"req{call}", "l": call, "cost": cost_usd},
+            ).scalar_one()
+
+    def task(
+        self,
+        config_id: int,
+        instruction: str | None,
+        input_fields: Sequence[str] | None,
+        output_field: str | None,
+        *,
+        generation_id: int | None = None,
+        raw: str | None = None,
+    ) -> int:
+        """A ``proposed`` task (a generation is created for the config when none is given)."""
+        with self.engine.begin() as conn:
+            if generation_id is None:
+                generation_id = conn.execute(
+                    sa.text("SELECT min(id) FROM generation WHERE config_id = :c"),
+                    {"c": config_id},
+                ).scalar()
+        if generation_id is None:
+            generation_id = self.generation(config_id)
+        with self.engine.begin() as conn:
+            position = conn.execute(
+                sa.text("SELECT count(*) FROM task WHERE generation_id = :g"), {"g": generation_id}
+            ).scalar_one()
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO task (config_id, generation_id, position, raw, instruction, "
+                    "input_fields, output_field) VALUES (:c, :g, :p, :raw, :i, :in, :out) "
+                    "RETURNING id"
+                ),
+                {
+                    "c": config_id,
+                    "g": generation_id,
+                    "p": position,
+                    "raw": raw if raw is not None else json.dumps([instruction, input_fields]),
+                    "i": instruction,
+                    "in": list(input_fields) if input_fields is not None else None,
+                    "out": output_field,
+                },
+            ).scalar_one()
+
+    def sentiment_config(
+        self, dataset_id: str = "org/sentiment", name: str = "default", n_rows: int = 10, **kw: Any
+    ) -> int:
+        """A binary classification config: ``text`` -> ``label`` (ClassLabel neg/pos, balanced)."""
+        ds = self.dataset(dataset_id, **kw)
+        rows = [
+            {"text": f"review number {i} of {dataset_id}", "label": "pos" if i % 2 else "neg"}
+            for i in range(n_rows)
+        ]
+        fields = [FieldInfo("text", "string"), FieldInfo("label", "class_label", ("neg", "pos"))]
+        return self.config(ds, name, fields=fields, rows=rows)
+
+    def rows(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
+        """Run a query, return its rows."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).all())

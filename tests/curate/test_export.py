@@ -1,0 +1,136 @@
+"""Exports: JSONL, Parquet and a saved `datasets` Dataset with its card, from a version or a
+selection, read back and compared with the collection in the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dynosaur import batches
+from dynosaur.curate import curate
+from dynosaur.errors import ConfigError
+from dynosaur.export import FIELDS, export
+from dynosaur.settings import Settings
+from tests.curate.factory import StoreFactory
+
+
+@pytest.fixture
+def two_versions(settings: Settings, store: Engine) -> Engine:
+    """Version 1: org/a (10 instances, mit); version 2 adds org/b (10, apache-2.0)."""
+    factory = StoreFactory(store)
+    for day, (name, license_) in enumerate((("org/a", "mit"), ("org/b", "apache-2.0"))):
+        config = factory.sentiment_config(name, licenses=[license_])
+        factory.task(config, f"Classify the {name} review.", ["text"], "label")
+        batch = batches.open_batch(store, f"day{day}")
+        curate(settings, store, batch.id)
+        batches.publish_batch(store, batch.id)
+    return store
+
+
+def collection_rows(store: Engine, version: int) -> list[dict[str, str]]:
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT {', '.join(FIELDS)} FROM collection_at(:v) ORDER BY instance_id"),
+            {"v": version},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def test_jsonl_has_the_original_fields_and_exactly_version_n(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    result = export(settings, two_versions, fmt="jsonl", out=tmp_path, version=1, batch_rows=3)
+    assert result.path == tmp_path / "dynosaur-v1.jsonl"
+    lines = [json.loads(line) for line in result.path.read_text().splitlines()]
+    assert lines == collection_rows(two_versions, 1)
+    assert len(lines) == 10 and list(lines[0]) == list(FIELDS)
+    assert result.figures == {
+        "instances": 10,
+        "tasks": 1,
+        "datasets": 1,
+        "licenses": {"mit": 10},
+    }
+    assert (tmp_path / "dynosaur-v1.README.md").exists()
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_default_version_is_the_latest(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    result = export(settings, two_versions, fmt="parquet", out=tmp_path / "all.parquet")
+    table = pq.read_table(result.path)
+    assert result.version == 2 and table.num_rows == 20
+    assert table.column_names == list(FIELDS)
+    assert table.to_pylist() == collection_rows(two_versions, 2)
+
+
+def test_hf_export_is_a_loadable_dataset_with_a_card(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    import datasets
+
+    out = tmp_path / "hf"
+    export(settings, two_versions, fmt="hf", out=out, version=2)
+    loaded = datasets.load_from_disk(str(out))
+    assert loaded.num_rows == 20 and loaded.column_names == list(FIELDS)
+    assert loaded[0] == collection_rows(two_versions, 2)[0]
+    card = (out / "README.md").read_text()
+    assert "| 20 | 2 | 2 |" in card  # instances, tasks, source datasets
+    assert "| mit | 10 | 50.0% |" in card and "| apache-2.0 | 10 | 50.0% |" in card
+    assert "https://huggingface.co/datasets/org/b" in card
+    export(settings, two_versions, fmt="hf", out=out, version=1)  # overwriting a saved dataset
+    assert datasets.load_from_disk(str(out)).num_rows == 10
+
+
+def test_selection_exports_its_members_in_rank_order(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    with two_versions.begin() as conn:
+        ids = list(conn.execute(sa.text("SELECT id FROM instance ORDER BY id")).scalars())
+        selection = conn.execute(
+            sa.text(
+                "INSERT INTO selection (name, method, version, seed, inputs_hash, pool_size) "
+                "VALUES ('hard-3', 'coreset', 2, 0, 'h', 20) RETURNING id"
+            )
+        ).scalar_one()
+        for rank, instance_id in enumerate([ids[5], ids[12], ids[0]], start=1):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO selection_member (selection_id, instance_id, rank, score) "
+                    "VALUES (:s, :i, :r, 0.5)"
+                ),
+                {"s": selection, "i": instance_id, "r": rank},
+            )
+    result = export(settings, two_versions, fmt="jsonl", out=tmp_path, selection="hard-3")
+    lines = [json.loads(line) for line in result.path.read_text().splitlines()]
+    everything = collection_rows(two_versions, 2)
+    assert lines == [everything[5], everything[12], everything[0]]
+    assert result.path.name == "dynosaur-hard-3.jsonl" and result.figures["instances"] == 3
+
+
+def test_missing_versions_and_selections_are_clear_errors(
+    settings: Settings, store: Engine, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="nothing is published"):
+        export(settings, store, fmt="jsonl", out=tmp_path)
+    with pytest.raises(ConfigError, match="unknown format"):
+        export(settings, store, fmt="csv", out=tmp_path)
+
+
+def test_version_beyond_the_latest_is_refused(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="latest is 2"):
+        export(settings, two_versions, fmt="jsonl", out=tmp_path, version=3)
+    with pytest.raises(ConfigError, match="no selection named 'nope'"):
+        export(settings, two_versions, fmt="jsonl", out=tmp_path, selection="nope")
+
+
+def test_push_needs_a_token(settings: Settings, two_versions: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DYNOSAUR_HUB_TOKEN"):
+        export(settings, two_versions, fmt="parquet", out=tmp_path, push_to_hub="me/dynosaur")

@@ -1,0 +1,92 @@
+"""Validity filters: each rule, its edge cases, and the order in which they apply."""
+
+from __future__ import annotations
+
+from dynosaur.curate.filters import (
+    Proposal,
+    check_fields_exist,
+    check_input_is_output,
+    check_output_field,
+    check_parseable,
+    filter_config_tasks,
+)
+from dynosaur.reasons import Reason
+
+FIELDS = {"context", "question", "answer", "label"}
+
+
+def task(task_id: int = 1, instruction="Answer the question.", inputs=("question",), out="answer"):
+    return Proposal(task_id, instruction, tuple(inputs) if inputs is not None else None, out)
+
+
+def test_missing_or_blank_instruction_is_unparseable() -> None:
+    assert check_parseable(task(instruction=None)).reason is Reason.UNPARSEABLE
+    assert check_parseable(task(instruction="   \n")).reason is Reason.UNPARSEABLE
+    assert check_parseable(task()) is None
+
+
+def test_missing_or_blank_output_field_is_empty_output_field() -> None:
+    assert check_output_field(task(out=None)).reason is Reason.EMPTY_OUTPUT_FIELD
+    assert check_output_field(task(out=" ")).reason is Reason.EMPTY_OUTPUT_FIELD
+    assert check_output_field(task()) is None
+
+
+def test_unknown_input_or_output_field_is_named_in_the_message() -> None:
+    bad_input = check_fields_exist(task(inputs=("question", "passage")), FIELDS)
+    assert bad_input.reason is Reason.UNKNOWN_FIELD and "'passage'" in bad_input.message
+    bad_output = check_fields_exist(task(out="answers"), FIELDS)
+    assert bad_output.reason is Reason.UNKNOWN_FIELD and "'answers'" in bad_output.message
+    assert check_fields_exist(task(inputs=("context", "question")), FIELDS) is None
+
+
+def test_field_names_are_case_sensitive_like_the_data() -> None:
+    assert check_fields_exist(task(inputs=("Question",)), FIELDS).reason is Reason.UNKNOWN_FIELD
+
+
+def test_output_among_inputs_is_input_is_output() -> None:
+    rejection = check_input_is_output(task(inputs=("question", "answer")))
+    assert rejection.reason is Reason.INPUT_IS_OUTPUT and "'answer'" in rejection.message
+    assert check_input_is_output(task()) is None
+
+
+def test_filters_apply_in_the_mission_order() -> None:
+    # unknown output field AND output among inputs: the earlier rule (unknown_field) wins
+    both = task(inputs=("nope",), out="nope")
+    assert filter_config_tasks([both], FIELDS)[1].reason is Reason.UNKNOWN_FIELD
+    # no output field at all: empty_output_field before unknown_field
+    assert filter_config_tasks([task(out=None, inputs=("x",))], FIELDS)[1].reason is (
+        Reason.EMPTY_OUTPUT_FIELD
+    )
+    assert filter_config_tasks([task(instruction=None, out=None)], FIELDS)[1].reason is (
+        Reason.UNPARSEABLE
+    )
+
+
+def test_second_task_with_same_normalised_instruction_is_a_duplicate() -> None:
+    tasks = [
+        task(1, "Answer the question."),
+        task(2, "answer  the QUESTION", inputs=("context", "question")),
+        task(3, "Answer the question using the context."),
+    ]
+    rejected = filter_config_tasks(tasks, FIELDS)
+    assert set(rejected) == {2}
+    assert rejected[2].reason is Reason.DUPLICATE_INSTRUCTION and "task 1" in rejected[2].message
+
+
+def test_an_invalid_task_does_not_make_a_later_valid_one_a_duplicate() -> None:
+    tasks = [task(1, "Answer the question.", out="nope"), task(2, "Answer the question.")]
+    rejected = filter_config_tasks(tasks, FIELDS)
+    assert rejected[1].reason is Reason.UNKNOWN_FIELD and 2 not in rejected
+
+
+def test_label_suffix_does_not_make_instructions_different() -> None:
+    tasks = [
+        task(1, "Classify the question.", out="label"),
+        task(2, "Classify the question. Answers must be one of a, b.", out="label"),
+    ]
+    assert filter_config_tasks(tasks, FIELDS)[2].reason is Reason.DUPLICATE_INSTRUCTION
+
+
+def test_valid_tasks_pass_every_filter() -> None:
+    tasks = [task(1), task(2, "Write a question for the answer.", ("answer",), "question")]
+    assert filter_config_tasks(tasks, FIELDS) == {}
