@@ -1,0 +1,206 @@
+"""Selection benchmark: coreset time and coverage, LP scoring throughput, vector storage formats.
+
+Prints, measured side by side in one run:
+
+1. the 0.5% coreset of 200K synthetic 384-d embeddings: time, and coverage (mean distance from
+   every point to its nearest selected point) as a ratio to random picks of the same size
+   (< 1 = better than random), with and without the medoid refinement of the k-center picks;
+2. learning-percentage scoring throughput (samples/s) of the tiny scorer on the CPU, and of a
+   GPT-2-small-sized one on the GPU when CUDA is visible;
+3. with --database-url: loading stored vectors as bytea float32 vs real[] (why bytea).
+
+    .venv/bin/python bench/selection.py [--n 200000] [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynosaur.select.budget import resolve_budget
+from dynosaur.select.coreset import coreset
+from dynosaur.select.geometry import coverage
+
+
+def synthetic_embeddings(n: int, dim: int, *, topics: int = 300, seed: int = 0) -> np.ndarray:
+    """Unit vectors shaped like this collection's embeddings: instances come in tasks (up to 100
+    sample rows each, sharing an instruction, so they sit close together), tasks in topics of
+    uneven size. Cosine similarity ~0.85 within a task, ~0.5 within a topic."""
+    rng = np.random.default_rng(seed)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    sizes = rng.integers(20, 101, size=2 * n // 20)
+    sizes = sizes[: np.searchsorted(np.cumsum(sizes), n) + 1]
+    sizes[-1] -= sizes.sum() - n
+    topic_of_task = rng.choice(topics, size=len(sizes), p=rng.dirichlet(np.full(topics, 0.5)))
+    topic_centres = unit(rng.normal(size=(topics, dim)))
+    task_centres = unit(
+        topic_centres[topic_of_task] + rng.normal(size=(len(sizes), dim)) / dim**0.5
+    )
+    task_of_row = np.repeat(np.arange(len(sizes)), sizes)
+    noise = rng.normal(scale=0.6 / dim**0.5, size=(n, dim)).astype(np.float32)
+    return unit(task_centres[task_of_row] + noise)
+
+
+def bench_coreset(n: int, dim: int, fraction: float, random_draws: int) -> list[tuple]:
+    points = synthetic_embeddings(n, dim)
+    budget = resolve_budget(n, fraction=fraction)
+    rows: list[tuple] = [("coreset pool", f"{n:,} x {dim} (tasks of 20-100 rows, 300 topics)")]
+    rng = np.random.default_rng(1)
+    randoms = [
+        coverage(points, rng.choice(n, size=budget, replace=False)) for _ in range(random_draws)
+    ]
+    random_cover = float(np.mean(randoms))
+    for label, refine in (("coreset", True), ("coreset, plain k-center", False)):
+        started = time.perf_counter()
+        picks = coreset(points, budget, seed=0, refine=refine)
+        seconds = time.perf_counter() - started
+        cover = coverage(points, picks.indices)
+        rows += [
+            (f"{label}: picks / time", f"{len(picks):,} ({fraction:.1%}) in {seconds:.1f} s"),
+            (f"{label}: coverage / ratio to random", f"{cover:.4f} / {cover / random_cover:.3f}"),
+        ]
+    rows.append((f"random pick: coverage (mean of {random_draws})", f"{random_cover:.4f}"))
+    return rows
+
+
+def _samples(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(500)]
+    out = []
+    for _ in range(n):
+        instruction = "Answer with the label of the text " + " ".join(rng.choice(words, 6))
+        text = " ".join(rng.choice(words, int(rng.integers(20, 120))))
+        out.append((instruction, text, " ".join(rng.choice(words, int(rng.integers(1, 30))))))
+    return out
+
+
+def bench_scoring(samples: int, device: str, folder: Path, **model: int) -> list[tuple]:
+    import torch
+
+    from dynosaur.select.scorer import (
+        TrainingPlan,
+        load_scorer,
+        perplexities,
+        prompt_text,
+        train_epoch,
+    )
+    from dynosaur.select.tiny import make_tiny_scorer
+
+    data = _samples(samples)
+    path = make_tiny_scorer((prompt_text(a, b) + c for a, b, c in data), folder, **model)
+    scorer = load_scorer(str(path), device=device)
+    params = sum(p.numel() for p in scorer.model.parameters())
+    plan = TrainingPlan(epochs=1, batch_size=16, learning_rate=1e-3, max_tokens=256)
+    perplexities(scorer, data[:32], plan)  # warm-up
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    perplexities(scorer, data, plan)
+    sync()
+    score_s = time.perf_counter() - started
+    optimizer = torch.optim.AdamW(scorer.model.parameters(), lr=plan.learning_rate)
+    started = time.perf_counter()
+    train_epoch(scorer, optimizer, data, plan, 1)
+    sync()
+    train_s = time.perf_counter() - started
+    per_epoch = score_s + train_s
+    label = f"{params / 1e6:.1f}M params, {device}"
+    return [
+        (f"LP scoring throughput ({label})", f"{samples / score_s:,.0f} samples/s"),
+        (f"LP training throughput ({label})", f"{samples / train_s:,.0f} samples/s"),
+        (
+            f"LP(1), 3 epochs, per 10K samples ({label})",
+            f"{(score_s + 3 * per_epoch) * 10_000 / samples / 60:.1f} min",
+        ),
+    ]
+
+
+def bench_storage(url: str, rows: int, dim: int) -> list[tuple]:
+    import sqlalchemy as sa
+
+    from dynosaur.store.engine import sqlalchemy_url
+
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.NullPool)
+    vectors = np.random.default_rng(0).normal(size=(rows, dim)).astype(np.float32)
+    out = []
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TEMP TABLE v_bytea (id bigint, v bytea) ON COMMIT DROP")
+        conn.exec_driver_sql("CREATE TEMP TABLE v_real (id bigint, v real[]) ON COMMIT DROP")
+        cursor = conn.connection.dbapi_connection.cursor()
+
+        cursor.copy_expert(
+            "COPY v_bytea FROM STDIN",
+            io.StringIO("".join(f"{i}\t\\\\x{v.tobytes().hex()}\n" for i, v in enumerate(vectors))),
+        )
+        cursor.copy_expert(
+            "COPY v_real FROM STDIN",
+            io.StringIO(
+                "".join(
+                    f"{i}\t{{{','.join(map(repr, v.tolist()))}}}\n" for i, v in enumerate(vectors)
+                )
+            ),
+        )
+        started = time.perf_counter()
+        got = conn.exec_driver_sql("SELECT id, v FROM v_bytea ORDER BY id").all()
+        matrix = np.frombuffer(b"".join(r[1] for r in got), dtype="<f4").reshape(rows, dim)
+        bytea_s = time.perf_counter() - started
+        assert np.array_equal(matrix, vectors)
+        started = time.perf_counter()
+        got = conn.exec_driver_sql("SELECT id, v FROM v_real ORDER BY id").all()
+        matrix = np.array([r[1] for r in got], dtype=np.float32)
+        real_s = time.perf_counter() - started
+        assert np.allclose(matrix, vectors)
+    engine.dispose()
+    scale = 200_000 / rows
+    out.append(
+        (f"load {rows:,} x {dim} as bytea", f"{bytea_s:.2f} s (200K: ~{bytea_s * scale:.0f} s)")
+    )
+    out.append(
+        (f"load {rows:,} x {dim} as real[]", f"{real_s:.2f} s (200K: ~{real_s * scale:.0f} s)")
+    )
+    out.append(("real[] / bytea load time", f"{real_s / bytea_s:.1f}x"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000, help="coreset pool size")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--fraction", type=float, default=0.005)
+    parser.add_argument("--random-draws", type=int, default=3)
+    parser.add_argument("--lp-samples", type=int, default=1000)
+    parser.add_argument("--database-url", help="a Postgres URL (temporary tables only)")
+    parser.add_argument("--store-rows", type=int, default=20_000)
+    args = parser.parse_args()
+
+    import torch
+
+    rows: list[tuple] = []
+    rows += bench_coreset(args.n, args.dim, args.fraction, args.random_draws)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows += bench_scoring(args.lp_samples, "cpu", Path(tmp) / "tiny")
+        if torch.cuda.is_available():
+            rows += bench_scoring(
+                args.lp_samples * 4, "cuda", Path(tmp) / "gpt2-small",
+                layers=12, dim=768, heads=12, embedding_rows=50_257,
+            )  # fmt: skip
+        else:
+            rows.append(("LP on GPU (GPT-2-small-sized)", "skipped: no CUDA device visible"))
+    if args.database_url:
+        rows += bench_storage(args.database_url, args.store_rows, args.dim)
+    width = max(len(r[0]) for r in rows)
+    print(f"selection benchmark (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

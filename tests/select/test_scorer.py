@@ -1,0 +1,70 @@
+"""The perplexity scorer with a tiny randomly initialised model: nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dynosaur.errors import ConfigError
+from dynosaur.select.scorer import (
+    TrainingPlan,
+    encode_batch,
+    load_scorer,
+    perplexities,
+    perplexity_traces,
+    prompt_text,
+)
+from tests.select.factory import ARITHMETIC, SENTIMENT, TRANSLATION
+
+pytestmark = pytest.mark.select
+
+SAMPLES = [(t.instruction, x, y) for t in (SENTIMENT, TRANSLATION, ARITHMETIC) for x, y in t.rows]
+
+
+def test_labels_cover_the_response_only_and_long_samples_are_cut_to_the_window(
+    tiny_scorer: Path,
+) -> None:
+    scorer = load_scorer(str(tiny_scorer), device="cpu")
+    tok = scorer.tokenizer
+    ids, starts = encode_batch(tok, SAMPLES[:2], max_tokens=512)
+    prompt_len = len(tok(prompt_text(SAMPLES[0][0], SAMPLES[0][1]))["input_ids"])
+    response = tok(SAMPLES[0][2], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert starts[0] == prompt_len and ids[0][starts[0] :] == response
+    long = [("word " * 400, "more " * 400, "answer " * 400)]
+    ids, starts = encode_batch(tok, long, max_tokens=64)
+    assert len(ids[0]) == 64 and starts[0] == 32  # half the window each
+    ids, starts = encode_batch(tok, [("word " * 400, "", "yes")], max_tokens=16)
+    assert len(ids[0]) == 16 and len(ids[0]) - starts[0] == 2  # "yes" + end of text kept
+
+
+def test_perplexity_is_the_exponential_of_the_mean_response_token_loss(tiny_scorer: Path) -> None:
+    import torch
+
+    scorer = load_scorer(str(tiny_scorer), device="cpu")
+    plan = TrainingPlan(batch_size=4)
+    batched = perplexities(scorer, SAMPLES, plan)
+    ids, starts = encode_batch(scorer.tokenizer, SAMPLES[:1], plan.max_tokens)
+    with torch.inference_mode():
+        logits = scorer.model(input_ids=torch.tensor(ids)).logits[0]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    targets = ids[0][starts[0] :]
+    nll = [-logp[pos - 1, tok].item() for pos, tok in enumerate(targets, start=starts[0])]
+    assert batched[0] == pytest.approx(np.exp(np.mean(nll)), rel=1e-4)
+
+
+def test_training_lowers_perplexity_and_the_same_seed_gives_the_same_traces(
+    tiny_scorer: Path,
+) -> None:
+    plan = TrainingPlan(epochs=3, batch_size=4, learning_rate=3e-3, seed=11)
+    traces = perplexity_traces(load_scorer(str(tiny_scorer), device="cpu"), SAMPLES, plan)
+    again = perplexity_traces(load_scorer(str(tiny_scorer), device="cpu"), SAMPLES, plan)
+    assert traces.shape == (len(SAMPLES), 4)
+    assert traces[:, 3].mean() < traces[:, 0].mean() / 2
+    np.testing.assert_array_equal(traces, again)
+
+
+def test_an_unloadable_scorer_is_a_clear_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot load the scorer model"):
+        load_scorer(str(tmp_path / "nowhere"), device="cpu")
