@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     tasks_per_config: int = Field(default=3, ge=1, le=10)
     budget_usd: float | None = Field(
-        default=5.0, ge=0, description="Spend cap per run; unset or negative = no cap."
+        default=5.0, description="Spend cap per run in USD; empty or negative = no cap."
     )
     llm_backoff_s: float = Field(
         default=1.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
@@ -120,6 +120,16 @@ class Settings(BaseSettings):
         default="auto",
         description="auto: description-aware prompt when the card has a summary, else unaware; "
         "both: also the unaware prompt for configs with a summary.",
+    )
+
+    # --- export ------------------------------------------------------------------------------
+    export_dir: Path | None = Field(
+        default=None,
+        description="Where the export DAG writes each new version; unset = <data_dir>/exports.",
+    )
+    export_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["jsonl", "parquet"],
+        description="Formats the export DAG writes (comma list of jsonl, parquet, hf).",
     )
 
     # --- selection ---------------------------------------------------------------------------
@@ -143,7 +153,17 @@ class Settings(BaseSettings):
         default=None, description="torch device of embeddings and scoring; unset = cuda if any."
     )
 
-    @field_validator("languages", mode="before")
+    @field_validator("budget_usd", mode="before")
+    @classmethod
+    def _negative_budget_is_no_cap(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        try:
+            return None if value is not None and float(value) < 0 else value  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return value  # pydantic reports it
+
+    @field_validator("languages", "export_formats", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
@@ -154,6 +174,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def export_root(self) -> Path:
+        """The export DAG's destination folder."""
+        return self.export_dir or self.data_dir / "exports"
 
     @cached_property
     def embedded_pgdata(self) -> Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from dynosaur import __version__
+from dynosaur.cli import airflow_cli, db, emulate
 from dynosaur.cli import curate as curate_cli
-from dynosaur.cli import db, emulate
 from dynosaur.cli import generate as generate_cli
 from dynosaur.cli import hub as hub_cli
 from dynosaur.cli import select as select_cli
@@ -26,19 +26,13 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(emulate.app, name="emulate")
 app.add_typer(select_cli.app, name="select")
+app.add_typer(airflow_cli.app, name="airflow")
 curate_cli.register(app)
 hub_cli.register(app)
 generate_cli.register(app)
 
 
-@app.command()
-@reports_errors
-def demo() -> None:
-    """Initialise the store (embedded Postgres unless DYNOSAUR_DATABASE_URL is set) and show it.
-
-    Example: dynosaur demo
-    """
-    db.upgrade(force=False)
+app.command()(reports_errors(airflow_cli.demo))
 
 
 def _version(value: bool) -> None:

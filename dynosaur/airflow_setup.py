@@ -1,0 +1,103 @@
+"""Preparing an Airflow home for our DAGs: configuration, metadata database, pool, connections.
+
+Used by the offline demo (``dag.test`` in this process) and by ``dynosaur airflow standalone``
+(Airflow's own processes). Airflow reads its configuration from the environment once, at first
+import, so :func:`airflow_env` must be applied before anything imports ``airflow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dynosaur.connections import HUB_CONN_ID, LLM_CONN_ID, STORE_CONN_ID
+from dynosaur.errors import ConfigError
+from dynosaur.settings import Settings
+from dynosaur.store.engine import database_url, libpq_url
+
+LLM_POOL = "llm"
+
+
+def dags_folder() -> Path:
+    """Our DAG files: inside the installed package (wheel), else at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dags", here.parent / "dags"):
+        if (candidate / "dynosaur_growth.py").is_file():
+            return candidate
+    raise ConfigError("the DAG files were not found next to the dynosaur package")
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` executable of this environment."""
+    beside = Path(sys.executable).parent / "airflow"
+    if beside.exists():
+        return str(beside)
+    raise ConfigError("Airflow is not installed here: pip install 'dynosaur[airflow]'")
+
+
+def airflow_env(home: Path, *, quiet: bool = False) -> dict[str, str]:
+    """Configuration of a self-contained Airflow home: SQLite metadata, our DAGs, no examples."""
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    }
+    if quiet:
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    return env
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables for the store, the LLM and the Hub, from ``settings``.
+
+    They live only in the environment of the processes we start (never in a file or log).
+    """
+    llm: dict[str, object] = {
+        "conn_type": "generic",
+        "host": settings.llm_base_url,
+        "extra": {"model": settings.llm_model},
+    }
+    if settings.llm_api_key is not None:
+        llm["password"] = settings.llm_api_key.get_secret_value()
+    hub: dict[str, object] = {
+        "conn_type": "generic",
+        "host": settings.hub_endpoint,
+        "extra": {"viewer_url": settings.viewer_url},
+    }
+    if settings.hub_token is not None:
+        hub["password"] = settings.hub_token.get_secret_value()
+    return {
+        f"AIRFLOW_CONN_{STORE_CONN_ID.upper()}": libpq_url(database_url(settings)),
+        f"AIRFLOW_CONN_{LLM_CONN_ID.upper()}": json.dumps(llm),
+        f"AIRFLOW_CONN_{HUB_CONN_ID.upper()}": json.dumps(hub),
+    }
+
+
+def _airflow(args: list[str], env: dict[str, str], what: str) -> None:
+    done = subprocess.run(
+        [airflow_bin(), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise ConfigError(f"{what} failed (airflow {' '.join(args)}): " + " | ".join(tail))
+
+
+def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int) -> None:
+    """Migrate the metadata database and create the ``llm`` pool (both idempotent)."""
+    home.mkdir(parents=True, exist_ok=True)
+    _airflow(["db", "migrate"], env, "migrating Airflow's metadata database")
+    _airflow(
+        ["pools", "set", LLM_POOL, str(llm_slots), "LLM calls of dynosaur_growth"],
+        env,
+        "creating the llm pool",
+    )

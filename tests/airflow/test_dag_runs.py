@@ -1,0 +1,269 @@
+"""The DAGs run with ``dag.test()`` against the real store, the Hub and LLM emulators (on loopback)
+and Airflow connections given as ``AIRFLOW_CONN_*`` variables, as a deployment would give them.
+
+Simulated days: the emulated Hub's clock is set just after the interval a run covers, so each
+daily run sees exactly what was published up to then.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dynosaur.emulators.hub import HubEmulator
+from dynosaur.emulators.llm import LLMEmulator
+from dynosaur.settings import Settings
+from dynosaur.store.engine import libpq_url
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """Airflow's metadata database (SQLite in the session's throwaway AIRFLOW_HOME), migrated."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def dags(airflow_db: None) -> dict[str, Any]:
+    """The DAGs, parsed afresh for each test (``dag.test(run_conf=...)`` updates the DAG's own
+    params in place, which would leak one test's trigger form into the next)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            task.retries = 0  # dag.test() would sleep through real retry delays
+    return bag.dags
+
+
+@pytest.fixture
+def hub() -> Iterator[HubEmulator]:
+    with HubEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def deployment(
+    store: Engine,
+    settings: Settings,
+    hub: HubEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[SimpleNamespace]:
+    """Connections and settings of a deployment that uses the emulators; yields what tests need."""
+    with LLMEmulator(invalid_share=0.2, seed=5) as llm:
+        monkeypatch.setenv("AIRFLOW_CONN_DYNOSAUR_STORE", libpq_url(settings.database_url))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DYNOSAUR_HUB",
+            json.dumps({"conn_type": "generic", "host": hub.url, "extra": {"viewer_url": hub.url}}),
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DYNOSAUR_LLM",
+            json.dumps({"conn_type": "generic", "host": llm.base_url, "password": "sk-dag-test"}),
+        )
+        monkeypatch.setenv("DYNOSAUR_READER_ROLE", settings.reader_role)
+        monkeypatch.setenv("DYNOSAUR_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("DYNOSAUR_EXPORT_DIR", str(tmp_path / "exports"))
+        monkeypatch.setenv("DYNOSAUR_LLM_BACKOFF_S", "0.01")
+        monkeypatch.delenv("DYNOSAUR_DATABASE_URL", raising=False)
+        yield SimpleNamespace(store=store, hub=hub, llm=llm, exports=tmp_path / "exports")
+
+
+def _day(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _daily_run(dag: Any, hub: HubEmulator, day: str) -> Any:
+    """The scheduled run whose data interval is ``day`` (in Airflow 3 a CronDataIntervalTimetable
+    run's logical date is the end of its interval)."""
+    hub.now = _day(day).replace(hour=23, minute=59, second=59)
+    return dag.test(logical_date=_day(day) + timedelta(days=1))
+
+
+def _states(run: Any) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    tables = ("hub_dataset", "dataset_config", "llm_call", "task", "instance", "batch")
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+
+
+def _batch_datasets(engine: Engine, version: int) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text(
+                    "SELECT DISTINCT d.dataset_id FROM instance i "
+                    "JOIN batch b ON b.id = i.batch_id JOIN task t ON t.id = i.task_id "
+                    "JOIN dataset_config c ON c.id = t.config_id "
+                    "JOIN hub_dataset d ON d.id = c.hub_dataset_id WHERE b.version = :v"
+                ),
+                {"v": version},
+            ).scalars()
+        )
+
+
+def _created_on(engine: Engine, datasets: set[str]) -> set[str]:
+    with engine.connect() as conn:
+        return {
+            str(day)
+            for day in conn.execute(
+                sa.text(
+                    "SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM hub_dataset "
+                    "WHERE dataset_id = ANY(:ids)"
+                ),
+                {"ids": sorted(datasets)},
+            ).scalars()
+        }
+
+
+def test_two_daily_intervals_publish_versions_1_and_2_and_a_rerun_adds_nothing(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    growth, engine = dags["dynosaur_growth"], deployment.store
+
+    first = _daily_run(growth, deployment.hub, "2024-03-02")
+    assert first.state == "success", _states(first)
+    second = _daily_run(growth, deployment.hub, "2024-03-03")
+    assert second.state == "success", _states(second)
+
+    with engine.connect() as conn:
+        published = conn.execute(
+            sa.text(
+                "SELECT version, window_start, instances FROM batch_summary "
+                "WHERE status = 'published' ORDER BY version"
+            )
+        ).all()
+    assert [row.version for row in published] == [1, 2]
+    assert [row.window_start.date().isoformat() for row in published] == [
+        "2024-03-02",
+        "2024-03-03",
+    ]
+    assert all(row.instances > 0 for row in published)
+    # Each version brings only the datasets created in its own interval.
+    assert _created_on(engine, _batch_datasets(engine, 1)) == {"2024-03-02"}
+    assert _created_on(engine, _batch_datasets(engine, 2)) == {"2024-03-03"}
+
+    before, calls_before = _counts(engine), len(deployment.llm.request_log)
+    again = _daily_run(growth, deployment.hub, "2024-03-02")
+    assert again.state == "success", _states(again)
+    assert _states(again)["publish"] == "skipped"  # no new version, no asset event
+    assert _counts(engine) == before
+    assert len(deployment.llm.request_log) == calls_before  # nothing paid twice
+
+
+def test_a_manual_run_with_explicit_ids_adds_exactly_those_datasets(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    wanted = {"mathgen/arithmetic-word-problems", "lexicon-works/word-definitions"}
+    deployment.hub.now = _day("2024-03-05")
+    run = dags["dynosaur_growth"].test(run_conf={"dataset_ids": sorted(wanted)})
+    assert run.state == "success", _states(run)
+    with deployment.store.connect() as conn:
+        seen = set(conn.execute(sa.text("SELECT dataset_id FROM hub_dataset")).scalars())
+        version = conn.execute(
+            sa.text("SELECT version FROM batch WHERE status = 'published'")
+        ).scalar_one()
+    assert seen == wanted
+    assert _batch_datasets(deployment.store, version) == wanted
+
+
+def test_a_dry_run_estimates_and_publishes_nothing(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    deployment.hub.now = _day("2024-03-02")
+    run = dags["dynosaur_growth"].test(
+        run_conf={"window_start": "2024-03-01T00:00:00Z", "window_end": "2024-03-02T00:00:00Z",
+                  "dry_run": True}
+    )  # fmt: skip
+    assert run.state == "success", _states(run)
+    assert _states(run)["publish"] == "skipped"
+    assert deployment.llm.request_log == []
+    with deployment.store.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM instance")).scalar_one() == 0
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM batch WHERE status = 'published'")
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_the_export_dag_writes_the_published_version(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    grown = _daily_run(dags["dynosaur_growth"], deployment.hub, "2024-03-01")
+    assert grown.state == "success", _states(grown)
+    run = dags["dynosaur_export"].test()
+    assert run.state == "success", _states(run)
+    folder = deployment.exports / "v1"
+    jsonl = next(folder.glob("*.jsonl"))
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    with deployment.store.connect() as conn:
+        instances = conn.execute(sa.text("SELECT count(*) FROM instance")).scalar_one()
+    assert len(rows) == instances > 0
+    assert set(rows[0]) == {"instruction", "input", "output", "license", "website", "taskname"}
+    assert next(folder.glob("*.parquet")).stat().st_size > 0
+
+
+def test_the_asset_event_names_the_version_the_consumers_export() -> None:
+    from dynosaur.airflow_tasks import version_from_events
+
+    def event(extra: dict[str, Any]) -> SimpleNamespace:
+        return SimpleNamespace(extra=extra)
+
+    events = {"dynosaur_instructions": [event({"version": 3}), event({"version": 4}), event({})]}
+    assert version_from_events(events) == 4
+    assert version_from_events({}) is None
+    assert version_from_events(None) is None
+
+
+def test_the_select_dag_stores_a_replay_set_and_exports_it(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    growth = dags["dynosaur_growth"]
+    for day in ("2024-03-01", "2024-03-02"):
+        assert _daily_run(growth, deployment.hub, day).state == "success"
+    run = dags["dynosaur_select"].test(run_conf={"replay_tasks": 2})
+    assert run.state == "success", _states(run)
+    with deployment.store.connect() as conn:
+        roles = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT m.role, count(*) FROM selection_member m "
+                    "JOIN selection s ON s.id = m.selection_id "
+                    "WHERE s.version = 2 GROUP BY m.role"
+                )
+            ).all()
+        )
+    assert roles["replay"] == 2 and roles["current"] > 0
+    exported = list((deployment.exports / "selections").glob("*.jsonl"))
+    assert len(exported) == 1 and exported[0].read_text().strip()
+
+
+def test_a_day_without_new_datasets_records_an_empty_batch_and_announces_nothing(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    run = _daily_run(dags["dynosaur_growth"], deployment.hub, "2024-03-10")
+    assert run.state == "success", _states(run)
+    assert _states(run)["publish"] == "skipped"  # no version, so no asset event for consumers
+    with deployment.store.connect() as conn:
+        batch = conn.execute(sa.text("SELECT status, reason, version FROM batch")).one()
+    assert (batch.status, batch.reason, batch.version) == ("empty", "empty_batch", None)

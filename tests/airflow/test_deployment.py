@@ -1,0 +1,165 @@
+"""The multi-machine deployment files, checked without a Docker engine (none runs here).
+
+The compose file must be a consistent service graph (every dependency exists and is healthy
+when required, every component shares the executor, broker, metadata DB and JWT secret), and
+the Dockerfile must install the package the way the README does, from files that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-worker": "celery worker",
+    "airflow-triggerer": "triggerer",
+}
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+def expand(value: str) -> str:
+    """Compose's ${VAR:-default} with nothing set: the defaults."""
+    return _VAR.sub(lambda m: m.group(2) or "", value)
+
+
+def env_of(name: str) -> dict[str, str]:
+    return {k: expand(str(v)) for k, v in SERVICES[name].get("environment", {}).items()}
+
+
+def test_compose_has_the_official_airflow3_components() -> None:
+    for service, command in AIRFLOW_SERVICES.items():
+        assert SERVICES[service]["command"] == command
+    assert {"postgres", "store", "redis", "airflow-init"} <= set(SERVICES)
+    emulators = {n for n, s in SERVICES.items() if "emulators" in s.get("profiles", [])}
+    assert emulators == {"hub-emulator", "llm-emulator"}
+
+
+def test_every_dependency_exists_and_healthy_conditions_have_healthchecks() -> None:
+    for name, service in SERVICES.items():
+        depends = service.get("depends_on", {})
+        for dep, rule in depends.items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{dep} has no healthcheck for {name}"
+            if rule["condition"] == "service_completed_successfully":
+                assert dep == "airflow-init"
+
+
+def test_airflow_components_share_executor_broker_metadata_and_secret() -> None:
+    envs = [env_of(s) for s in [*AIRFLOW_SERVICES, "airflow-init"]]
+    keys = (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    )
+    for key in keys:
+        assert len({env[key] for env in envs}) == 1, f"{key} differs between components"
+    env = envs[0]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    postgres = SERVICES["postgres"]["environment"]
+    user, password, db = (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
+    assert f"{user}:{password}@postgres/{db}" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
+        "http://airflow-apiserver:8080/"
+    )
+    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]
+
+
+def test_store_connection_points_at_the_store_service() -> None:
+    store = SERVICES["store"]["environment"]
+    url = env_of("airflow-scheduler")["AIRFLOW_CONN_DYNOSAUR_STORE"]
+    expected = (
+        f"{store['POSTGRES_USER']}:{store['POSTGRES_PASSWORD']}@store:5432/{store['POSTGRES_DB']}"
+    )
+    assert expected in url
+    init = " ".join(SERVICES["airflow-init"]["command"])
+    assert "airflow db migrate" in init and "airflow pools set llm" in init
+    assert "dynosaur db upgrade" in init and expected in init
+
+
+def test_compose_connections_map_onto_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JSON connections in the compose file are what dynosaur/connections.py reads."""
+    from dynosaur.connections import settings_from_airflow
+
+    env = env_of("airflow-scheduler")
+    for key, value in env.items():
+        if key.startswith("AIRFLOW_CONN_"):
+            if value.lstrip().startswith("{"):
+                json.loads(value)  # valid JSON once compose has substituted the defaults
+            monkeypatch.setenv(key, value)
+    settings = settings_from_airflow()
+    assert settings.database_url is not None and "@store:5432/dynosaur" in settings.database_url
+    assert settings.llm_base_url == "https://api.openai.com/v1"
+    assert settings.hub_endpoint == "https://huggingface.co"
+    assert settings.viewer_url == "https://datasets-server.huggingface.co"
+    assert settings.llm_model == "gpt-4o-mini"
+
+
+def _dockerfile() -> str:
+    return (REPO / "Dockerfile").read_text()
+
+
+def test_dockerfile_extends_the_pinned_official_image() -> None:
+    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", _dockerfile(), re.M)
+    assert base, "the image extends the official apache/airflow image"
+    pinned = re.search(r"^apache-airflow==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    assert pinned and base.group(1) == pinned.group(1)
+    assert base.group(2) == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def test_dockerfile_installs_the_package_like_the_readme() -> None:
+    text = _dockerfile()
+    install = re.search(r'pip install .*-c (\S+constraints\.txt) "(\S+)\[\$\{EXTRAS\}\]"', text)
+    assert install, "pip install with the constraints file and the EXTRAS build argument"
+    extras = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M).group(1).split(",")
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert set(extras) <= set(declared)
+    copied = re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", text, re.M)
+    sources = {src for line in copied for src in line.split()}
+    assert {"pyproject.toml", "constraints.txt", "dynosaur", "sql", "dags"} <= sources
+    for src in sources:
+        assert (REPO / src).exists(), f"Dockerfile copies {src}, which does not exist"
+    readme = (REPO / "README.md").read_text() + (REPO / "Makefile").read_text()
+    assert "-c constraints.txt" in readme, "the README's install uses the same constraints file"
+
+
+def test_wheel_carries_the_migrations_and_views(tmp_path: Path) -> None:
+    """A non-editable install (the image's) must still find sql/ inside the package."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("dynosaur-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "dynosaur/sql/migrations/0001_core.sql" in names
+    assert any(n.startswith("dynosaur/sql/views/") for n in names)
+    assert "dynosaur/store/migrations.py" in names
