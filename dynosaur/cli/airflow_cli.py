@@ -210,9 +210,12 @@ def standalone(
             f"[bold]{password}[/]  (kept in {passwords})\nCtrl-C stops it.",
             soft_wrap=True,
         )
+        airflow = airflow_setup.airflow_bin()
+        # `airflow standalone` starts its components as `airflow ...` found on PATH.
+        path = os.pathsep.join([str(Path(airflow).parent), os.environ.get("PATH", "")])
         proc = subprocess.Popen(
-            [airflow_setup.airflow_bin(), "standalone"],
-            env={**os.environ, **env},
+            [airflow, "standalone"],
+            env={**os.environ, **env, "PATH": path},
             start_new_session=True,
         )
         signal.signal(signal.SIGTERM, _interrupt)

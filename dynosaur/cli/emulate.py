@@ -64,7 +64,10 @@ def hub(
     snapshot: Path | None = typer.Option(
         None, help="Snapshot folder (index.jsonl, datasets/); default: the project's own."
     ),
-    port: int = typer.Option(8765, help="Port on 127.0.0.1 (0 = any free port)."),
+    port: int = typer.Option(8765, help="Port to listen on (0 = any free port)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on (0.0.0.0 in a container; loopback otherwise)."
+    ),
     now: str | None = typer.Option(
         None, help="Simulated now (ISO date/datetime, UTC): datasets exist from created_at on."
     ),
@@ -98,6 +101,7 @@ def hub(
             seed=seed,
             page_size=page_size,
             port=port,
+            host=host,
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the snapshot: {exc}") from None
@@ -120,7 +124,10 @@ def hub(
 @app.command()
 @reports_errors
 def llm(
-    port: int = typer.Option(8766, help="Port on 127.0.0.1 (0 = any free port)."),
+    port: int = typer.Option(8766, help="Port to listen on (0 = any free port)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on (0.0.0.0 in a container; loopback otherwise)."
+    ),
     reference: Path | None = typer.Option(
         None,
         exists=True,
@@ -166,6 +173,7 @@ def llm(
             seed=seed,
             request_log_path=request_log,
             port=port,
+            host=host,
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"cannot start the LLM emulator: {exc}") from None

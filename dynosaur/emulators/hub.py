@@ -733,6 +733,7 @@ class HubEmulator:
         *,
         page_size: int = MAX_PAGE,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.snapshot = Snapshot(snapshot)
         self.app = HubApp(
@@ -747,7 +748,7 @@ class HubEmulator:
             page_size=page_size,
         )
         self.now = now
-        self._server = BackgroundServer(self.app, port=port)
+        self._server = BackgroundServer(self.app, host=host, port=port)
 
     @property
     def url(self) -> str:

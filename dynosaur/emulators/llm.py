@@ -386,6 +386,7 @@ class LLMEmulator:
         request_log_path: Path | None = None,
         *,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self._log = RequestLog(Path(request_log_path) if request_log_path else None)
         self.app = LLMApp(
@@ -403,7 +404,7 @@ class LLMEmulator:
             seed=seed,
             log=self._log,
         )
-        self._server = BackgroundServer(self.app, port=port)
+        self._server = BackgroundServer(self.app, host=host, port=port)
         self.app.server = self._server
 
     @property

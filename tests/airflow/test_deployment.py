@@ -132,7 +132,7 @@ def test_dockerfile_extends_the_pinned_official_image() -> None:
 
 
 def test_dockerfile_installs_the_package_like_the_readme() -> None:
-    text = _dockerfile()
+    text = re.sub(r"\\\n\s*", " ", _dockerfile())  # join continued lines
     install = re.search(r'pip install .*-c (\S+constraints\.txt) "(\S+)\[\$\{EXTRAS\}\]"', text)
     assert install, "pip install with the constraints file and the EXTRAS build argument"
     extras = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M).group(1).split(",")
@@ -149,8 +149,9 @@ def test_dockerfile_installs_the_package_like_the_readme() -> None:
     assert "-c constraints.txt" in readme, "the README's install uses the same constraints file"
 
 
-def test_wheel_carries_the_migrations_and_views(tmp_path: Path) -> None:
-    """A non-editable install (the image's) must still find sql/ inside the package."""
+def test_wheel_carries_the_migrations_views_and_dags(tmp_path: Path) -> None:
+    """A non-editable install (the image's, a user's pip install) must still find sql/ and the
+    DAG files (``dynosaur airflow standalone``) inside the package."""
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         capture_output=True,
@@ -163,3 +164,4 @@ def test_wheel_carries_the_migrations_and_views(tmp_path: Path) -> None:
     assert "dynosaur/sql/migrations/0001_core.sql" in names
     assert any(n.startswith("dynosaur/sql/views/") for n in names)
     assert "dynosaur/store/migrations.py" in names
+    assert {f"dynosaur/dags/{p.name}" for p in (REPO / "dags").glob("*.py")} <= names
