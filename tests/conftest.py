@@ -62,6 +62,13 @@ _DATA_TABLES = (
 )
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pgserver logs from an exit hook, after pytest closed the streams it captured: silence it."""
+    import logging
+
+    logging.getLogger("pgserver").disabled = True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests that need ../shared when it is absent (a user's machine)."""
     if SHARED_SNAPSHOT.is_dir():

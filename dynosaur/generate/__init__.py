@@ -7,6 +7,21 @@ The step's API (the CLI, ``dynosaur grow`` and the Airflow DAG call exactly thes
              progress=None) -> StepSummary
 """
 
-from dynosaur.generate.step import generate, generate_queue
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dynosaur.generate.step import generate, generate_queue
 
 __all__ = ["generate", "generate_queue"]
+
+
+def __getattr__(name: str) -> Any:
+    # The step pulls in the SDK, the ledger and pandas: import it only when it is used, so that
+    # light users of the package (the emulators read the prompt blocks) start fast.
+    if name in __all__:
+        from dynosaur.generate import step
+
+        return getattr(step, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,14 +63,41 @@ def parse_answer(
 ) -> ParsedAnswer:
     """Parse an LLM answer into proposals (at most ``limit``; the rest are counted as dropped)."""
     text = (text or "").strip()
-    objects, unclosed = _task_objects(_unfence(text))
+    body = _unfence(text)
+    objects, unclosed = _task_objects(body)
     truncated = finish_reason == "length" or unclosed
-    tasks = [_to_task(raw, obj) for raw, obj in objects]
+    tasks = _listed_tasks(body) or [_to_task(raw, obj) for raw, obj in objects]
     dropped = 0
     if limit is not None and len(tasks) > limit:
         dropped = len(tasks) - limit
         tasks = tasks[:limit]
     return ParsedAnswer(tasks=tuple(tasks), truncated=truncated, dropped=dropped)
+
+
+def _listed_tasks(text: str) -> list[ParsedTask] | None:
+    """The items of a well-formed list of proposals (bare, or in a ``{"tasks": [...]}``
+    wrapper) when some item is not a task object, e.g. a sentence where an object belongs:
+    each such item is kept as an unreadable proposal (curate rejects it ``unparseable``)
+    instead of vanishing. None when every item is a task (the object scan keeps their text) or
+    none is (an answer without a task: the generation records that)."""
+    value = _decode(text)
+    if isinstance(value, dict):
+        inner = [v for k, v in value.items() if _norm_key(k) == "tasks"]
+        value = inner[0] if inner else None
+    if not isinstance(value, list):
+        return None
+    readable = sum(1 for item in value if _is_task(item))
+    if readable in (0, len(value)):
+        return None
+    tasks = []
+    for item in value:
+        if _is_task(item):
+            tasks.append(_to_task(json.dumps(item, ensure_ascii=False), item))
+        else:
+            raw = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+            tasks.append(ParsedTask(raw=raw.strip(), instruction=None, input_fields=None,
+                                    output_field=None))  # fmt: skip
+    return tasks
 
 
 def _unfence(text: str) -> str:

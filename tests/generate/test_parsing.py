@@ -156,3 +156,15 @@ def test_any_json_list_of_tasks_round_trips(tasks: list[dict]) -> None:
 def test_any_text_parses_without_raising(text: str) -> None:
     answer = parse_answer(text)
     assert all(isinstance(t.raw, str) for t in answer.tasks)
+
+
+def test_a_sentence_where_an_object_belongs_is_kept_as_an_unreadable_proposal() -> None:
+    answer = parse_answer(
+        '[{"instruction": "Classify the review.", "input_fields": ["text"], '
+        '"output_field": "label"}, "Write a poem about the label.", 7]'
+    )
+    assert [t.instruction for t in answer.tasks] == ["Classify the review.", None, None]
+    assert answer.tasks[1].raw == "Write a poem about the label."
+    assert answer.tasks[2].raw == "7"
+    wrapped = parse_answer('{"tasks": [{"instruction": "Go.", "output_field": "x"}, "prose"]}')
+    assert [(t.raw, t.instruction) for t in wrapped.tasks][1] == ("prose", None)
