@@ -28,3 +28,11 @@ def test_export_formats_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path) ->
     settings = Settings()
     assert settings.export_formats == ["jsonl", "hf"]
     assert settings.export_root == tmp_path / "exports"
+
+
+def test_the_readme_documents_every_setting() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    missing = [n for n in Settings.model_fields if f"DYNOSAUR_{n.upper()}" not in readme]
+    assert missing == []
