@@ -111,6 +111,22 @@ class ConfigMetadata:
     task_categories: tuple[str, ...] = field(default_factory=tuple)
     task_ids: tuple[str, ...] = field(default_factory=tuple)
 
+    @classmethod
+    def from_row(cls, row: Any) -> ConfigMetadata:
+        """From a row of ``dataset_config`` joined with its ``hub_dataset`` card columns."""
+        return cls(
+            dataset_id=row.dataset_id,
+            config_name=row.config_name,
+            fields=tuple(fields_from_json(row.fields or [])),
+            sample_rows=tuple(row.sample_rows or []),
+            pretty_name=row.pretty_name,
+            summary=row.summary,
+            supported_tasks=row.supported_tasks,
+            data_fields=row.data_fields,
+            task_categories=tuple(row.task_categories or ()),
+            task_ids=tuple(row.task_ids or ()),
+        )
+
     @property
     def has_description(self) -> bool:
         """Whether the card gave a summary (selects the description-aware prompt)."""

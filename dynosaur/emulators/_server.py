@@ -146,6 +146,32 @@ class BackgroundServer:
         self.stop()
 
 
+class ServedEmulator:
+    """What both emulators do with their :class:`BackgroundServer` (``self._server``): start,
+    stop, serve in the foreground, and work as a context manager."""
+
+    _server: BackgroundServer
+
+    def start(self) -> Self:
+        """Start serving (also done by ``with``)."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (requests left hanging are released)."""
+        self._server.stop()
+
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve in the foreground until Ctrl-C (the CLI); ``on_ready`` runs once bound."""
+        self._server.serve_forever(on_ready)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class Hangs:
     """Requests told to hang wait here until their time is up or the server stops."""
 
@@ -272,6 +298,7 @@ __all__ = [
     "Dice",
     "Hangs",
     "RequestLog",
+    "ServedEmulator",
     "call_safely",
     "check_rate",
     "json_response",

@@ -42,6 +42,7 @@ from dynosaur.emulators._server import (
     BackgroundServer,
     Dice,
     RequestLog,
+    ServedEmulator,
     call_safely,
     check_rate,
     json_response,
@@ -712,7 +713,7 @@ def _viewer_int(request: Request, name: str, default: int) -> int:
         ) from None
 
 
-class HubEmulator:
+class HubEmulator(ServedEmulator):
     """The Hub emulator as a context manager: a real HTTP server on 127.0.0.1.
 
     >>> with HubEmulator(now=datetime(2024, 3, 2, tzinfo=UTC)) as hub:
@@ -785,22 +786,3 @@ class HubEmulator:
         with self.app._lock:
             entry.past_shas.add(entry.revision_at(self.app.now()).sha)
             entry.override = Revision(sha, moment)
-
-    def start(self) -> HubEmulator:
-        """Start serving (also done by ``with``)."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
-
-    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
-        """Serve in the foreground until Ctrl-C (the CLI); ``on_ready`` runs once bound."""
-        self._server.serve_forever(on_ready)
-
-    def __enter__(self) -> HubEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -31,7 +31,6 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from dynosaur.emulators._server import (
     BackgroundServer,
     Dice,
     RequestLog,
+    ServedEmulator,
     call_safely,
     check_rate,
     json_response,
@@ -362,7 +362,7 @@ class LLMApp:
         )
 
 
-class LLMEmulator:
+class LLMEmulator(ServedEmulator):
     """The LLM emulator as a context manager: a real HTTP server on 127.0.0.1.
 
     >>> with LLMEmulator(reference=path) as llm:
@@ -421,22 +421,3 @@ class LLMEmulator:
     def status_counts(self) -> dict[int, int]:
         """Chat-completions requests answered per HTTP status since the start."""
         return dict(self._log.statuses())
-
-    def start(self) -> LLMEmulator:
-        """Start serving (also done by ``with``)."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; hanging requests are released."""
-        self._server.stop()
-
-    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
-        """Serve in the foreground until Ctrl-C (the CLI); ``on_ready`` runs once bound."""
-        self._server.serve_forever(on_ready)
-
-    def __enter__(self) -> LLMEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

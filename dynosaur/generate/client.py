@@ -15,13 +15,11 @@ scrubbed of the key, and the SDK's exception is never chained into ours.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -29,6 +27,7 @@ import openai
 
 from dynosaur.errors import LLMError
 from dynosaur.reasons import Reason
+from dynosaur.retry import retry_after_seconds
 from dynosaur.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -261,17 +260,4 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
             return max(0.0, float(value) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(headers.get("retry-after"))

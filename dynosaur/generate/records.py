@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.generate.parsing import ParsedAnswer
-from dynosaur.model import ConfigMetadata, fields_from_json
+from dynosaur.model import ConfigMetadata
 from dynosaur.reasons import Reason
 
 # Deferral reasons: the generation stays pending and its config stays collected for a later run.
@@ -37,21 +37,7 @@ def load_metadata(engine: Engine, config_ids: Sequence[int]) -> dict[int, Config
             ),
             {"ids": list(config_ids)},
         )
-        return {
-            row.id: ConfigMetadata(
-                dataset_id=row.dataset_id,
-                config_name=row.config_name,
-                fields=tuple(fields_from_json(row.fields or [])),
-                sample_rows=tuple(row.sample_rows or []),
-                pretty_name=row.pretty_name,
-                summary=row.summary,
-                supported_tasks=row.supported_tasks,
-                data_fields=row.data_fields,
-                task_categories=tuple(row.task_categories or ()),
-                task_ids=tuple(row.task_ids or ()),
-            )
-            for row in rows
-        }
+        return {row.id: ConfigMetadata.from_row(row) for row in rows}
 
 
 def config_states(engine: Engine, config_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:

@@ -14,7 +14,6 @@ dataset is deferred to a later run instead.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
@@ -36,6 +35,7 @@ from huggingface_hub.utils import validate_repo_id
 from dynosaur import __version__
 from dynosaur.errors import HubError
 from dynosaur.reasons import Reason
+from dynosaur.retry import retry_after_seconds
 from dynosaur.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,23 +111,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class _Retry(Exception):

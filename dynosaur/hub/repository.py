@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from dynosaur.errors import DynosaurError
 from dynosaur.hub.card import CardInfo
 from dynosaur.hub.client import HubDataset
-from dynosaur.model import ConfigMetadata, FieldInfo, fields_from_json
+from dynosaur.model import ConfigMetadata, FieldInfo
 
 COLLECTABLE = ("discovered", "deferred")
 
@@ -277,15 +277,4 @@ def load_config_metadata(engine: Engine, config_id: int) -> ConfigMetadata:
         ).first()
     if row is None:
         raise ConfigNotFound(f"no dataset config with id {config_id}")
-    return ConfigMetadata(
-        dataset_id=row.dataset_id,
-        config_name=row.config_name,
-        fields=tuple(fields_from_json(row.fields or [])),
-        sample_rows=tuple(row.sample_rows or []),
-        pretty_name=row.pretty_name,
-        summary=row.summary,
-        supported_tasks=row.supported_tasks,
-        data_fields=row.data_fields,
-        task_categories=tuple(row.task_categories or ()),
-        task_ids=tuple(row.task_ids or ()),
-    )
+    return ConfigMetadata.from_row(row)

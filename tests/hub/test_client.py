@@ -9,8 +9,9 @@ from email.utils import format_datetime
 import pytest
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.hub.client import HubClient, HubRequestError, retry_after_seconds
+from dynosaur.hub.client import HubClient, HubRequestError
 from dynosaur.reasons import Reason
+from dynosaur.retry import retry_after_seconds
 from dynosaur.settings import Settings
 from tests.hub.conftest import AFTER_ALL, hub_settings
 
