@@ -38,14 +38,15 @@ def airflow_bin() -> str:
     raise ConfigError("Airflow is not installed here: pip install 'dynosaur[airflow]'")
 
 
-def airflow_env(home: Path, *, quiet: bool = False) -> dict[str, str]:
-    """Configuration of a self-contained Airflow home: SQLite metadata, our DAGs, no examples."""
+def airflow_env(home: Path, *, quiet: bool = False, paused: bool = True) -> dict[str, str]:
+    """Configuration of a self-contained Airflow home: SQLite metadata, our DAGs, no examples;
+    new DAGs start paused unless ``paused`` is False."""
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(paused),
     }
     if quiet:
         env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"

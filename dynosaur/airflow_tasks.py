@@ -97,10 +97,13 @@ def _request(run: Mapping[str, Any]):
     )
 
 
-def _settings_and_store(run: Mapping[str, Any]):
+def _settings_and_store(run: Mapping[str, Any] | None = None):
+    """Settings from the Airflow connections (with the run's model and tasks per config on top)
+    and the migrated store."""
     from dynosaur.connections import settings_from_airflow
     from dynosaur.store import open_store
 
+    run = run or {}
     overrides = {"llm_model": run.get("model"), "tasks_per_config": run.get("tasks_per_config")}
     settings = settings_from_airflow(**overrides)
     return settings, open_store(settings)
@@ -216,13 +219,10 @@ def export_version(version: int | None) -> list[dict[str, Any]]:
     """Export one published version (default: the latest) in every configured format into
     ``<export_dir>/v<N>/``; writing the same version again replaces its files."""
     from dynosaur import batches
-    from dynosaur.connections import settings_from_airflow
     from dynosaur.errors import ConfigError
     from dynosaur.export import FORMATS, export
-    from dynosaur.store import open_store
 
-    settings = settings_from_airflow()
-    engine = open_store(settings)
+    settings, engine = _settings_and_store()
     if version is None:
         version = batches.latest_version(engine)
         if version is None:
@@ -270,9 +270,7 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
     finds the stored one and computes nothing.
     """
     from dynosaur import batches
-    from dynosaur.connections import settings_from_airflow
     from dynosaur.errors import ConfigError
-    from dynosaur.store import open_store
 
     try:
         from dynosaur import select
@@ -280,8 +278,7 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
         raise ConfigError(
             f"selection needs the 'select' extra (pip install 'dynosaur[select]'): {exc}"
         ) from exc
-    settings = settings_from_airflow()
-    engine = open_store(settings)
+    settings, engine = _settings_and_store()
     version = params.get("version") or version or batches.latest_version(engine)
     if version is None:
         raise ConfigError("nothing is published yet: there is no version to select from")
@@ -329,12 +326,9 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
 
 def export_selection(name: str) -> dict[str, Any]:
     """Export a stored selection as JSONL into ``<export_dir>/selections/``."""
-    from dynosaur.connections import settings_from_airflow
     from dynosaur.export import export
-    from dynosaur.store import open_store
 
-    settings = settings_from_airflow()
-    engine = open_store(settings)
+    settings, engine = _settings_and_store()
     folder = settings.export_root / "selections"
     folder.mkdir(parents=True, exist_ok=True)
     result = export(settings, engine, fmt="jsonl", out=folder, selection=name)

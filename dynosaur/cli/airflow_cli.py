@@ -195,9 +195,9 @@ def standalone(
         open_store(settings)  # the store is reachable and migrated before any DAG runs
         passwords, password = _password(home)
         env = {
-            **airflow_setup.airflow_env(home),
+            # Offline the DAGs run at once; against real endpoints (real money) they start paused.
+            **airflow_setup.airflow_env(home, paused=not use_emulators),
             **airflow_setup.connection_env(settings),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False" if use_emulators else "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API__PORT": str(port),
