@@ -45,7 +45,7 @@ INSTRUCTIONS = Asset("dynosaur_instructions", uri="x-dynosaur://instructions")
 # Errors that retrying cannot fix: fail at once instead of burning retries.
 NO_RETRY = ExceptionRetryPolicy(
     rules=[
-        RetryRule(exception="dynosaur.errors.ConfigError", action=RetryAction.FAIL),
+        RetryRule(exception="dynosaur.errors.UsageError", action=RetryAction.FAIL),
         RetryRule(exception="dynosaur.errors.LLMAuthError", action=RetryAction.FAIL),
         RetryRule(exception="openai.AuthenticationError", action=RetryAction.FAIL),
     ]

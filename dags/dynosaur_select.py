@@ -49,7 +49,7 @@ INSTRUCTIONS = Asset("dynosaur_instructions", uri="x-dynosaur://instructions")
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(hours=12),
         "retry_policy": ExceptionRetryPolicy(
-            rules=[RetryRule(exception="dynosaur.errors.ConfigError", action=RetryAction.FAIL)]
+            rules=[RetryRule(exception="dynosaur.errors.UsageError", action=RetryAction.FAIL)]
         ),
     },
     params={

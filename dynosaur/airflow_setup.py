@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from dynosaur.connections import HUB_CONN_ID, LLM_CONN_ID, STORE_CONN_ID
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.settings import Settings
 from dynosaur.store.engine import database_url, libpq_url
 
@@ -27,7 +27,7 @@ def dags_folder() -> Path:
     for candidate in (here / "dags", here.parent / "dags"):
         if (candidate / "dynosaur_growth.py").is_file():
             return candidate
-    raise ConfigError("the DAG files were not found next to the dynosaur package")
+    raise UsageError("the DAG files were not found next to the dynosaur package")
 
 
 def airflow_bin() -> str:
@@ -35,7 +35,7 @@ def airflow_bin() -> str:
     beside = Path(sys.executable).parent / "airflow"
     if beside.exists():
         return str(beside)
-    raise ConfigError("Airflow is not installed here: pip install 'dynosaur[airflow]'")
+    raise UsageError("Airflow is not installed here: pip install 'dynosaur[airflow]'")
 
 
 def airflow_env(home: Path, *, quiet: bool = False, paused: bool = True) -> dict[str, str]:
@@ -90,7 +90,7 @@ def _airflow(args: list[str], env: dict[str, str], what: str) -> None:
     )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise ConfigError(f"{what} failed (airflow {' '.join(args)}): " + " | ".join(tail))
+        raise UsageError(f"{what} failed (airflow {' '.join(args)}): " + " | ".join(tail))
 
 
 def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int) -> None:

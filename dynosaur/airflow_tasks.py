@@ -37,9 +37,9 @@ def run_window(params: Mapping[str, Any], context: Mapping[str, Any]) -> Window 
     """
     if params.get("window_start") or params.get("window_end"):
         if not (params.get("window_start") and params.get("window_end")):
-            from dynosaur.errors import ConfigError
+            from dynosaur.errors import UsageError
 
-            raise ConfigError("give both window_start and window_end, or neither")
+            raise UsageError("give both window_start and window_end, or neither")
         return Window.parse(params["window_start"], params["window_end"])
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None and start < end:
@@ -219,17 +219,17 @@ def export_version(version: int | None) -> list[dict[str, Any]]:
     """Export one published version (default: the latest) in every configured format into
     ``<export_dir>/v<N>/``; writing the same version again replaces its files."""
     from dynosaur import batches
-    from dynosaur.errors import ConfigError
+    from dynosaur.errors import UsageError
     from dynosaur.export import FORMATS, export
 
     settings, engine = _settings_and_store()
     if version is None:
         version = batches.latest_version(engine)
         if version is None:
-            raise ConfigError("nothing is published yet: there is no version to export")
+            raise UsageError("nothing is published yet: there is no version to export")
     unknown = sorted(set(settings.export_formats) - set(FORMATS))
     if unknown:
-        raise ConfigError(
+        raise UsageError(
             f"DYNOSAUR_EXPORT_FORMATS has unknown format(s) {', '.join(unknown)}; "
             f"choose from {', '.join(FORMATS)}"
         )
@@ -270,18 +270,18 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
     finds the stored one and computes nothing.
     """
     from dynosaur import batches
-    from dynosaur.errors import ConfigError
+    from dynosaur.errors import UsageError
 
     try:
         from dynosaur import select
     except ImportError as exc:  # torch and friends are the `select` extra
-        raise ConfigError(
+        raise UsageError(
             f"selection needs the 'select' extra (pip install 'dynosaur[select]'): {exc}"
         ) from exc
     settings, engine = _settings_and_store()
     version = params.get("version") or version or batches.latest_version(engine)
     if version is None:
-        raise ConfigError("nothing is published yet: there is no version to select from")
+        raise UsageError("nothing is published yet: there is no version to select from")
     method = params.get("method") or "replay"
     common = {"version": int(version), "name": params.get("name"), "seed": params.get("seed") or 0}
     progress = LogProgress()
@@ -316,7 +316,7 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
             **common,
         )
     else:
-        raise ConfigError(
+        raise UsageError(
             f"unknown selection method {method!r}; use replay, coreset or learning_percentage"
         )
     summary = result.summary.to_json()

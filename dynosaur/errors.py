@@ -7,7 +7,7 @@ class DynosaurError(Exception):
     """Base of every error the library raises on purpose."""
 
 
-class ConfigError(DynosaurError):
+class UsageError(DynosaurError):
     """A setting or argument is missing or invalid."""
 
 

@@ -57,6 +57,27 @@ def fields_from_json(data: list[dict[str, Any]]) -> list[FieldInfo]:
 
 
 @dataclass(frozen=True)
+class Task:
+    """A task: an instruction, the input fields and one output field, as the LLM proposed it.
+
+    The same object at every step: parsed from an answer (``raw`` = the proposal as written,
+    ``id`` None), stored as a ``task`` row, read back by curate (``id`` = ``task.id``). A part the
+    answer did not give in a readable shape is None, so that curate rejects it with a reason.
+    """
+
+    instruction: str | None
+    input_fields: tuple[str, ...] | None
+    output_field: str | None
+    raw: str | None = None
+    id: int | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Input fields then the output field, as named by the task."""
+        return (*(self.input_fields or ()), *((self.output_field,) if self.output_field else ()))
+
+
+@dataclass(frozen=True)
 class Window:
     """A half-open time interval [start, end) in UTC: a run's data interval."""
 

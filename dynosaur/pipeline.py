@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dynosaur import batches
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.model import Window
 from dynosaur.progress import Progress
 from dynosaur.settings import Settings
@@ -52,7 +52,7 @@ def run_key_for(window: Window | None, dataset_ids: list[str] | None) -> str:
             ids = "sha256:" + hashlib.sha256(ids.encode()).hexdigest()
         parts.append(f"ids:{ids}")
     if not parts:
-        raise ConfigError("a run needs a window or dataset ids")
+        raise UsageError("a run needs a window or dataset ids")
     return "|".join(parts)
 
 
@@ -76,9 +76,9 @@ def request_for(
     covers the previous UTC day (what the daily schedule does).
     """
     if (since is None) != (until is None):
-        raise ConfigError("give both --since and --until, or neither")
+        raise UsageError("give both --since and --until, or neither")
     if day is not None and since is not None:
-        raise ConfigError("give --day or --since/--until, not both")
+        raise UsageError("give --day or --since/--until, not both")
     window: Window | None = None
     if since is not None and until is not None:
         window = Window.parse(since, until)

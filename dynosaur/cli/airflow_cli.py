@@ -13,7 +13,7 @@ import typer
 from pydantic import SecretStr
 
 from dynosaur.cli.common import console, err_console, load_settings, reports_errors, table
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.settings import Settings
 
 app = typer.Typer(
@@ -191,7 +191,7 @@ def standalone(
             )  # fmt: skip
             console.print(f"Hub emulator on {hub.url}, LLM emulator on {llm.base_url}")
         elif settings.llm_api_key is None:
-            raise ConfigError("--real needs DYNOSAUR_LLM_API_KEY (or use the emulators)")
+            raise UsageError("--real needs DYNOSAUR_LLM_API_KEY (or use the emulators)")
         open_store(settings)  # the store is reachable and migrated before any DAG runs
         passwords, password = _password(home)
         env = {

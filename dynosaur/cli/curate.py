@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.cli.common import console, load_settings, reports_errors, store, table
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.summary import StepSummary
 
 MANUAL = "manual:"
@@ -43,7 +43,7 @@ def _manual_batch(engine: Engine, run_key: str | None, batch_id: int | None, *, 
     if run_key is not None:
         found = batches.find_batch(engine, run_key)
         if found is None and not create:
-            raise ConfigError(f"no batch has the run key {run_key!r}")
+            raise UsageError(f"no batch has the run key {run_key!r}")
         return found or batches.open_batch(engine, run_key)
     with engine.connect() as conn:
         newest = conn.execute(
@@ -56,7 +56,7 @@ def _manual_batch(engine: Engine, run_key: str | None, batch_id: int | None, *, 
     if newest is not None:
         return batches.get_batch(engine, newest)
     if not create:
-        raise ConfigError("no manual batch is building: run dynosaur curate first, or --batch ID")
+        raise UsageError("no manual batch is building: run dynosaur curate first, or --batch ID")
     return batches.open_batch(engine, MANUAL + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from dynosaur.cli.common import console, reports_errors, table
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.model import parse_utc
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _now(value: str | None) -> datetime | None:
     try:
         return parse_utc(value)
     except ValueError:
-        raise ConfigError(f"--now must be an ISO date or datetime, got {value!r}") from None
+        raise UsageError(f"--now must be an ISO date or datetime, got {value!r}") from None
 
 
 def _summary(title: str, counts: dict[int, int]) -> None:
@@ -54,7 +54,7 @@ def _serve(emulator: Any, banner: Callable[[], list[str]], title: str) -> None:
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot serve: {exc}") from None
+        raise UsageError(f"cannot serve: {exc}") from None
     _summary(title, emulator.status_counts)
 
 
@@ -104,7 +104,7 @@ def hub(
             host=host,
         )
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the snapshot: {exc}") from None
+        raise UsageError(f"cannot load the snapshot: {exc}") from None
 
     def banner() -> list[str]:
         url = emulator.url
@@ -176,7 +176,7 @@ def llm(
             host=host,
         )
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot start the LLM emulator: {exc}") from None
+        raise UsageError(f"cannot start the LLM emulator: {exc}") from None
 
     def banner() -> list[str]:
         url = emulator.base_url

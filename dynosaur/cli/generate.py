@@ -8,7 +8,7 @@ import typer
 
 from dynosaur.cli.common import console, load_settings, reports_errors, store, table
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.summary import StepSummary
 
 
@@ -21,7 +21,7 @@ def _ids(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"--ids takes config ids separated by commas, got {text!r}") from None
+        raise UsageError(f"--ids takes config ids separated by commas, got {text!r}") from None
 
 
 def _print(summary: StepSummary) -> None:

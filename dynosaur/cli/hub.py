@@ -6,7 +6,7 @@ import typer
 
 from dynosaur.cli.common import console, err_console, load_settings, reports_errors, store, table
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.model import Window
 from dynosaur.summary import StepSummary
 
@@ -22,7 +22,7 @@ def _ids(text: str | None) -> list[str] | None:
         return None
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids:
-        raise ConfigError("--ids takes Hub dataset ids separated by commas")
+        raise UsageError("--ids takes Hub dataset ids separated by commas")
     return ids
 
 
@@ -61,9 +61,9 @@ def discover_command(
 
     wanted = _ids(ids)
     if wanted is None and not (since and until):
-        raise ConfigError("give --since and --until, or --ids")
+        raise UsageError("give --since and --until, or --ids")
     if wanted is not None and (since or until):
-        raise ConfigError("give either a window (--since/--until) or --ids, not both")
+        raise UsageError("give either a window (--since/--until) or --ids, not both")
     window = Window.parse(since, until) if since and until else None
     settings = load_settings()
     engine = store(settings)

@@ -9,7 +9,7 @@ import typer
 
 from dynosaur.cli.common import console, load_settings, reports_errors, store, table
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 
 if TYPE_CHECKING:
     from dynosaur.select import SelectionResult
@@ -76,7 +76,7 @@ def _parameters(parameters: dict) -> str:
 
 def _budget(fraction: float | None, count: int | None) -> tuple[float | None, int | None]:
     if fraction is not None and count is not None:
-        raise ConfigError("give --fraction or --count, not both")
+        raise UsageError("give --fraction or --count, not both")
     return fraction, count
 
 
@@ -238,5 +238,5 @@ def drop(name: str = typer.Argument(..., help="Name of the selection to delete."
 
     settings = load_settings()
     if not drop_selection(store(settings), name):
-        raise ConfigError(f"there is no selection named {name!r}")
+        raise UsageError(f"there is no selection named {name!r}")
     console.print(f"dropped selection {name}")

@@ -4,14 +4,13 @@ Mission steps 3 and 4. The pure parts (:mod:`.filters`, :mod:`.instances`, :mod:
 nothing of the store; :mod:`.step` reads proposed tasks, writes decisions and bulk-loads instances.
 """
 
-from dynosaur.curate.filters import Proposal, Rejection, filter_config_tasks
+from dynosaur.curate.filters import Rejection, filter_config_tasks
 from dynosaur.curate.instances import Construction, Instance, build_instances, clean_text
 from dynosaur.curate.step import claim_configs, curate
 
 __all__ = [
     "Construction",
     "Instance",
-    "Proposal",
     "Rejection",
     "build_instances",
     "claim_configs",

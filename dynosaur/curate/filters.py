@@ -17,26 +17,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from dynosaur.curate.dedup import normalize_instruction
+from dynosaur.model import Task
 from dynosaur.reasons import Reason
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A task as the generation step stored it (a ``task`` row with status ``proposed``).
-
-    ``instruction``, ``input_fields`` and ``output_field`` are None where the LLM's answer could
-    not be parsed into them.
-    """
-
-    task_id: int
-    instruction: str | None
-    input_fields: tuple[str, ...] | None
-    output_field: str | None
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """Input fields then the output field, as named by the task."""
-        return (*(self.input_fields or ()), *((self.output_field,) if self.output_field else ()))
 
 
 @dataclass(frozen=True)
@@ -47,14 +29,14 @@ class Rejection:
     message: str
 
 
-def check_parseable(task: Proposal) -> Rejection | None:
+def check_parseable(task: Task) -> Rejection | None:
     """Reject a proposal without a readable instruction."""
     if task.instruction is None or not task.instruction.strip():
         return Rejection(Reason.UNPARSEABLE, "no instruction could be read from the proposal")
     return None
 
 
-def check_output_field(task: Proposal) -> Rejection | None:
+def check_output_field(task: Task) -> Rejection | None:
     """Reject a task that names no output field."""
     if task.output_field is None or not task.output_field.strip():
         # The parser leaves it empty for "" and for a list of several names, where one belongs.
@@ -64,7 +46,7 @@ def check_output_field(task: Proposal) -> Rejection | None:
     return None
 
 
-def check_fields_exist(task: Proposal, field_names: Collection[str]) -> Rejection | None:
+def check_fields_exist(task: Task, field_names: Collection[str]) -> Rejection | None:
     """Reject a task naming a field that the config's rows do not have."""
     unknown = [name for name in task.fields if name not in field_names]
     if unknown:
@@ -76,7 +58,7 @@ def check_fields_exist(task: Proposal, field_names: Collection[str]) -> Rejectio
     return None
 
 
-def check_input_is_output(task: Proposal) -> Rejection | None:
+def check_input_is_output(task: Task) -> Rejection | None:
     """Reject a task whose output field is also one of its input fields."""
     if task.output_field in (task.input_fields or ()):
         return Rejection(
@@ -86,7 +68,7 @@ def check_input_is_output(task: Proposal) -> Rejection | None:
 
 
 # The per-task filters in the order they are applied (the duplicate check comes after them).
-TASK_FILTERS: tuple[tuple[Reason, Callable[[Proposal, Collection[str]], Rejection | None]], ...] = (
+TASK_FILTERS: tuple[tuple[Reason, Callable[[Task, Collection[str]], Rejection | None]], ...] = (
     (Reason.UNPARSEABLE, lambda task, _: check_parseable(task)),
     (Reason.EMPTY_OUTPUT_FIELD, lambda task, _: check_output_field(task)),
     (Reason.UNKNOWN_FIELD, check_fields_exist),
@@ -95,9 +77,9 @@ TASK_FILTERS: tuple[tuple[Reason, Callable[[Proposal, Collection[str]], Rejectio
 
 
 def filter_config_tasks(
-    tasks: Sequence[Proposal], field_names: Collection[str]
+    tasks: Sequence[Task], field_names: Collection[str]
 ) -> dict[int, Rejection]:
-    """Apply the validity filters to the tasks of one config; returns ``task_id -> rejection``.
+    """Apply the validity filters to the tasks of one config; returns ``task id -> rejection``.
 
     Tasks are taken in the given order (generation, then position in the LLM's answer): of two
     tasks with the same normalised instruction the first that passed the earlier filters is kept.
@@ -111,12 +93,12 @@ def filter_config_tasks(
         if rejection is None:
             assert task.instruction is not None  # check_parseable passed
             key = normalize_instruction(task.instruction)
-            first = kept_by_instruction.setdefault(key, task.task_id)
-            if first != task.task_id:
+            first = kept_by_instruction.setdefault(key, task.id)
+            if first != task.id:
                 rejection = Rejection(
                     Reason.DUPLICATE_INSTRUCTION,
                     f"same instruction as task {first} of the same config",
                 )
         if rejection is not None:
-            rejected[task.task_id] = rejection
+            rejected[task.id] = rejection
     return rejected

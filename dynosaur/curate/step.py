@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.batches import BatchStateError, get_batch
 from dynosaur.curate import dedup
-from dynosaur.curate.filters import Proposal, Rejection, filter_config_tasks
+from dynosaur.curate.filters import Rejection, filter_config_tasks
 from dynosaur.curate.instances import Construction, build_instances, clean_text
 from dynosaur.curate.load import copy_lines, copy_rows, escape
-from dynosaur.model import FieldInfo, fields_from_json
+from dynosaur.model import FieldInfo, Task, fields_from_json
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
@@ -77,7 +77,7 @@ class Decision:
 
 @dataclass
 class _Candidate:
-    task: Proposal
+    task: Task
     config: ConfigSource
     fingerprint: str
     keys: list[int]
@@ -165,8 +165,8 @@ def curate_configs(conn: Connection, batch_id: int, config_ids: Sequence[int]) -
         config = configs[config_id]
         rejected = filter_config_tasks(proposals, config.fields.keys())
         for task in proposals:
-            if task.task_id in rejected:
-                decisions[task.task_id] = _rejected(rejected[task.task_id])
+            if task.id in rejected:
+                decisions[task.id] = _rejected(rejected[task.id])
                 continue
             assert task.instruction is not None and task.output_field is not None
             inputs = task.input_fields or ()
@@ -187,19 +187,19 @@ def curate_configs(conn: Connection, batch_id: int, config_ids: Sequence[int]) -
     built: list[tuple[_Candidate, Construction]] = []
     for cand in candidates:
         decision, construction = _decide(cand, stored, near)
-        decisions[cand.task.task_id] = decision
+        decisions[cand.task.id] = decision
         if construction is not None:
-            stored[cand.fingerprint] = cand.task.task_id
-            near.add(cand.task.task_id, cand.keys, cand.shingles)
+            stored[cand.fingerprint] = cand.task.id
+            near.add(cand.task.id, cand.keys, cand.shingles)
             built.append((cand, construction))
     write_decisions(conn, batch_id, decisions)
-    lines = instance_lines(batch_id, ((c.task.task_id, con, c.config) for c, con in built))
+    lines = instance_lines(batch_id, ((c.task.id, con, c.config) for c, con in built))
     n_instances = copy_lines(conn, "instance", INSTANCE_COLUMNS, lines)
     copy_rows(
         conn,
         "task_lsh",
         ("task_id", "band", "band_key"),
-        ((c.task.task_id, band, key) for c, _ in built for band, key in enumerate(c.keys)),
+        ((c.task.id, band, key) for c, _ in built for band, key in enumerate(c.keys)),
     )
     for decision in decisions.values():
         summary.add(decision.status, decision.reason)
@@ -315,7 +315,7 @@ def load_configs(conn: Connection, config_ids: Sequence[int]) -> dict[int, Confi
     return out
 
 
-def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, list[Proposal]]:
+def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, list[Task]]:
     """Proposed tasks per config, in generation order then answer order."""
     rows = conn.execute(
         sa.text(
@@ -325,7 +325,7 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
         ),
         {"ids": list(config_ids)},
     ).all()
-    out: dict[int, list[Proposal]] = defaultdict(list)
+    out: dict[int, list[Task]] = defaultdict(list)
     for r in rows:
         inputs = (
             tuple(dict.fromkeys(f.strip() for f in r.input_fields))  # each field once, in order
@@ -333,7 +333,9 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
             else None
         )
         output = r.output_field.strip() if r.output_field is not None else None
-        out[r.config_id].append(Proposal(r.id, r.instruction, inputs, output))
+        out[r.config_id].append(
+            Task(id=r.id, instruction=r.instruction, input_fields=inputs, output_field=output)
+        )
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.export.card import ExportStats, dataset_card
 from dynosaur.export.source import (
     FIELDS,
@@ -64,9 +64,9 @@ def _target(out: Path | None, fmt: str, source: RowSource) -> Path:
         return Path.cwd() / f"{source.name}{_SUFFIX.get(fmt, '')}"
     if fmt == "hf":
         if out.is_file():
-            raise ConfigError(f"{out} is a file; the hf format writes a folder")
+            raise UsageError(f"{out} is a file; the hf format writes a folder")
         if out.is_dir() and any(out.iterdir()) and not (out / "dataset_info.json").exists():
-            raise ConfigError(f"{out} is a non-empty folder that is not a saved dataset")
+            raise UsageError(f"{out} is a non-empty folder that is not a saved dataset")
         return out
     if out.is_dir() or str(out).endswith(("/", "\\")):
         return out / f"{source.name}{_SUFFIX[fmt]}"
@@ -87,9 +87,9 @@ def export(
 ) -> ExportResult:
     """Export version ``version`` (default latest) or the selection ``selection`` to ``out``."""
     if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if version is not None and selection is not None:
-        raise ConfigError("give a version or a selection, not both")
+        raise UsageError("give a version or a selection, not both")
     source = (
         selection_source(engine, selection)
         if selection is not None
@@ -152,7 +152,7 @@ def push(
 
     token = settings.hub_token.get_secret_value() if settings.hub_token else None
     if token is None:
-        raise ConfigError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
+        raise UsageError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
     suffix = data_file.suffix
     card = dataset_card(
         stats, title=title, description=source.description, data_glob=f"data/*{suffix}"

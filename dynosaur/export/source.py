@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dynosaur.batches import latest_version
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 
 # The original Dynosaur's instance fields, in its order: what every export format carries.
 FIELDS = ("instruction", "input", "output", "license", "website", "taskname")
@@ -39,10 +39,10 @@ def version_source(engine: Engine, version: int | None = None) -> RowSource:
     """Version N of the collection (default: the latest), in instance order."""
     latest = latest_version(engine)
     if latest is None:
-        raise ConfigError("nothing is published yet: there is no version to export")
+        raise UsageError("nothing is published yet: there is no version to export")
     version = latest if version is None else version
     if not 1 <= version <= latest:
-        raise ConfigError(f"version {version} does not exist (the latest is {latest})")
+        raise UsageError(f"version {version} does not exist (the latest is {latest})")
     return RowSource(
         name=f"dynosaur-v{version}",
         description=f"version {version} of the collection",
@@ -68,9 +68,9 @@ def selection_source(engine: Engine, name: str) -> RowSource:
                 {"n": name},
             ).scalar_one()
     if not exists:
-        raise ConfigError("this store has no selections (the selected_instance view is missing)")
+        raise UsageError("this store has no selections (the selected_instance view is missing)")
     if version is None:
-        raise ConfigError(f"there is no selection named {name!r} (or it is empty)")
+        raise UsageError(f"there is no selection named {name!r} (or it is empty)")
     return RowSource(
         name=f"dynosaur-{name}",
         description=f"selection {name!r} (of collection version {version})",

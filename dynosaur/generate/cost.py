@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.settings import ModelPrice, Settings
 
 TOKENS_PER_MESSAGE = 3
@@ -94,7 +94,7 @@ def model_price(settings: Settings, model: str, budget: float | None) -> ModelPr
     price = settings.price_for(model)
     if price is None and budget is not None:
         known = ", ".join(sorted(settings.llm_prices)) or "none"
-        raise ConfigError(
+        raise UsageError(
             f"no price is known for model {model!r}, so a budget of ${budget:g} cannot be "
             f"enforced: add it to DYNOSAUR_LLM_PRICES (known: {known}) or run without a budget "
             "(--budget -1)"

@@ -20,6 +20,8 @@ from typing import Any
 
 import json_repair
 
+from dynosaur.model import Task
+
 TASK_KEYS = ("instruction", "input_fields", "output_field")
 
 # Key spellings models use for the three task keys (after lower-casing, spaces -> underscores).
@@ -39,20 +41,10 @@ _FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 
 
 @dataclass(frozen=True)
-class ParsedTask:
-    """One proposal: its text as written, and the parts that could be read (None when not)."""
-
-    raw: str
-    instruction: str | None
-    input_fields: tuple[str, ...] | None
-    output_field: str | None
-
-
-@dataclass(frozen=True)
 class ParsedAnswer:
     """Every proposal found in an answer, and whether the answer was cut short."""
 
-    tasks: tuple[ParsedTask, ...]
+    tasks: tuple[Task, ...]
     truncated: bool = False
     dropped: int = 0  # proposals beyond the per-config limit
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -74,7 +66,7 @@ def parse_answer(
     return ParsedAnswer(tasks=tuple(tasks), truncated=truncated, dropped=dropped)
 
 
-def _listed_tasks(text: str) -> list[ParsedTask] | None:
+def _listed_tasks(text: str) -> list[Task] | None:
     """The items of a well-formed list of proposals (bare, or in a ``{"tasks": [...]}``
     wrapper) when some item is not a task object, e.g. a sentence where an object belongs:
     each such item is kept as an unreadable proposal (curate rejects it ``unparseable``)
@@ -95,8 +87,8 @@ def _listed_tasks(text: str) -> list[ParsedTask] | None:
             tasks.append(_to_task(json.dumps(item, ensure_ascii=False), item))
         else:
             raw = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
-            tasks.append(ParsedTask(raw=raw.strip(), instruction=None, input_fields=None,
-                                    output_field=None))  # fmt: skip
+            tasks.append(Task(instruction=None, input_fields=None, output_field=None,
+                              raw=raw.strip()))  # fmt: skip
     return tasks
 
 
@@ -195,7 +187,7 @@ def _is_task(value: object) -> bool:
     return isinstance(value, dict) and any(_norm_key(k) in _KEY_ALIASES for k in value)
 
 
-def _to_task(raw: str, obj: dict[str, Any]) -> ParsedTask:
+def _to_task(raw: str, obj: dict[str, Any]) -> Task:
     """Read the three parts; a part of the wrong shape is None so that curate rejects it."""
     parts: dict[str, Any] = {}
     for key, value in obj.items():
@@ -204,7 +196,7 @@ def _to_task(raw: str, obj: dict[str, Any]) -> ParsedTask:
             parts[name] = value
     instruction = parts.get("instruction")
     instruction = instruction.strip() if isinstance(instruction, str) else None
-    return ParsedTask(
+    return Task(
         raw=raw.strip(),
         instruction=instruction or None,
         input_fields=_field_list(parts.get("input_fields")),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 
 
 def resolve_budget(
@@ -19,14 +19,14 @@ def resolve_budget(
     never exceeds the pool.
     """
     if (fraction is None) == (count is None):
-        raise ConfigError("give the budget as a fraction or as a count, not both or neither")
+        raise UsageError("give the budget as a fraction or as a count, not both or neither")
     if count is not None:
         if count < 1:
-            raise ConfigError(f"the budget count must be at least 1, got {count}")
+            raise UsageError(f"the budget count must be at least 1, got {count}")
         return min(count, pool_size)
     assert fraction is not None
     if not 0 < fraction <= 1:
-        raise ConfigError(f"the budget fraction must be in (0, 1], got {fraction}")
+        raise UsageError(f"the budget fraction must be in (0, 1], got {fraction}")
     if pool_size == 0:
         return 0
     return min(pool_size, max(1, math.floor(fraction * pool_size + 0.5)))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.progress import NullProgress, Progress
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -125,4 +125,4 @@ def _load(key: str, device: str) -> Any:
         with quiet_loading():
             return SentenceTransformer(source, device=device, local_files_only=local)
     except OSError as exc:
-        raise ConfigError(f"cannot load the embedding model {key!r}: {exc}") from exc
+        raise UsageError(f"cannot load the embedding model {key!r}: {exc}") from exc

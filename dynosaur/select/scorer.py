@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.select.embed import pick_device, quiet_loading
 
@@ -73,7 +73,7 @@ def load_scorer(name: str, *, device: str | None = None) -> Scorer:
             tokenizer = AutoTokenizer.from_pretrained(name)
             model = AutoModelForCausalLM.from_pretrained(name)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the scorer model {name!r}: {exc}") from exc
+        raise UsageError(f"cannot load the scorer model {name!r}: {exc}") from exc
     if getattr(model, "loss_type", None) is None:
         model.loss_type = "ForCausalLM"  # what transformers falls back to, minus its warning
     if tokenizer.pad_token_id is None:
@@ -215,5 +215,5 @@ def perplexity_traces(
         traces[:, epoch] = perplexities(scorer, samples, plan, progress, phase=f"P{epoch}")
     progress.finish()
     if not np.isfinite(traces).all():
-        raise ConfigError("the scorer produced non-finite perplexities; lower the learning rate")
+        raise UsageError("the scorer produced non-finite perplexities; lower the learning rate")
     return traces

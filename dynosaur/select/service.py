@@ -18,7 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.select import pool as pools
 from dynosaur.select.budget import resolve_budget
@@ -174,7 +174,7 @@ def select_coreset(
         fraction = 0.005
     resolve_budget(1, fraction=fraction, count=count)  # validates before any work
     if per not in ("pool", "category", "task"):
-        raise ConfigError(f"--per must be pool, category or task, got {per!r}")
+        raise UsageError(f"--per must be pool, category or task, got {per!r}")
     parameters = {
         "fraction": fraction,
         "count": count,
@@ -252,7 +252,7 @@ def select_learning_percentage(
         fraction = 0.05
     resolve_budget(1, fraction=fraction, count=count)
     if score not in ("lp", "lp_one_epoch"):
-        raise ConfigError(f"--score must be lp or lp_one_epoch, got {score!r}")
+        raise UsageError(f"--score must be lp or lp_one_epoch, got {score!r}")
     k = clusters or settings.selection_clusters
     parameters: dict[str, Any] = {
         "fraction": fraction,
@@ -266,7 +266,7 @@ def select_learning_percentage(
     if not baseline:
         scorer = scorer or settings.scorer_model
         if not scorer:
-            raise ConfigError(
+            raise UsageError(
                 "learning percentage needs a scorer model: pass --scorer NAME_OR_PATH or set "
                 "DYNOSAUR_SCORER_MODEL (a small causal LM, e.g. a 350M one)"
             )
@@ -279,7 +279,7 @@ def select_learning_percentage(
             seed=seed,
         )
         if score == "lp" and plan.epochs < 2:
-            raise ConfigError("LP(1) = (P0 - P1) / (P0 - Pn) needs at least 2 epochs")
+            raise UsageError("LP(1) = (P0 - P1) / (P0 - Pn) needs at least 2 epochs")
         parameters.update(score=score, training=plan.to_json())
         models["scorer"] = scorer
     method = "random_per_cluster" if baseline else "learning_percentage"
@@ -436,9 +436,9 @@ def select_replay(
     """Batch N's tasks plus ``tasks`` earlier tasks to replay, picked by ``strategy``:
     ``instruction`` (most diverse instructions), ``random`` or ``data`` (instance embeddings)."""
     if strategy not in STRATEGIES:
-        raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if tasks < 0:
-        raise ConfigError(f"the number of replay tasks must be >= 0, got {tasks}")
+        raise UsageError(f"the number of replay tasks must be >= 0, got {tasks}")
     models = {} if strategy == "random" else {"embedding": model_key(settings.embedding_model)}
     spec = SelectionSpec(
         name=name or f"replay-v{version}-{strategy}-{tasks}-s{seed}",

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from dynosaur import batches
 from dynosaur.curate import curate
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.export import FIELDS, export
 from dynosaur.settings import Settings
 from tests.curate.factory import StoreFactory
@@ -116,21 +116,21 @@ def test_selection_exports_its_members_in_rank_order(
 def test_missing_versions_and_selections_are_clear_errors(
     settings: Settings, store: Engine, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="nothing is published"):
+    with pytest.raises(UsageError, match="nothing is published"):
         export(settings, store, fmt="jsonl", out=tmp_path)
-    with pytest.raises(ConfigError, match="unknown format"):
+    with pytest.raises(UsageError, match="unknown format"):
         export(settings, store, fmt="csv", out=tmp_path)
 
 
 def test_version_beyond_the_latest_is_refused(
     settings: Settings, two_versions: Engine, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="latest is 2"):
+    with pytest.raises(UsageError, match="latest is 2"):
         export(settings, two_versions, fmt="jsonl", out=tmp_path, version=3)
-    with pytest.raises(ConfigError, match="no selection named 'nope'"):
+    with pytest.raises(UsageError, match="no selection named 'nope'"):
         export(settings, two_versions, fmt="jsonl", out=tmp_path, selection="nope")
 
 
 def test_push_needs_a_token(settings: Settings, two_versions: Engine, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="DYNOSAUR_HUB_TOKEN"):
+    with pytest.raises(UsageError, match="DYNOSAUR_HUB_TOKEN"):
         export(settings, two_versions, fmt="parquet", out=tmp_path, push_to_hub="me/dynosaur")

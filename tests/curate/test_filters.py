@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from dynosaur.curate.filters import (
-    Proposal,
     check_fields_exist,
     check_input_is_output,
     check_output_field,
     check_parseable,
     filter_config_tasks,
 )
+from dynosaur.model import Task
 from dynosaur.reasons import Reason
 
 FIELDS = {"context", "question", "answer", "label"}
 
 
 def task(task_id: int = 1, instruction="Answer the question.", inputs=("question",), out="answer"):
-    return Proposal(task_id, instruction, tuple(inputs) if inputs is not None else None, out)
+    return Task(
+        id=task_id,
+        instruction=instruction,
+        input_fields=tuple(inputs) if inputs is not None else None,
+        output_field=out,
+    )
 
 
 def test_missing_or_blank_instruction_is_unparseable() -> None:

@@ -7,7 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynosaur.generate.parsing import ParsedTask, answer_schema, parse_answer
+from dynosaur.generate.parsing import answer_schema, parse_answer
+from dynosaur.model import Task
 
 QA = {
     "instruction": "Answer the question.",
@@ -17,7 +18,7 @@ QA = {
 TITLE = {"instruction": "Write a title.", "input_fields": ["context"], "output_field": "title"}
 
 
-def _parts(task: ParsedTask) -> tuple[str | None, tuple[str, ...] | None, str | None]:
+def _parts(task: Task) -> tuple[str | None, tuple[str, ...] | None, str | None]:
     return task.instruction, task.input_fields, task.output_field
 
 

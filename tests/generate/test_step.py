@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import ConfigError, LLMAuthError
+from dynosaur.errors import LLMAuthError, UsageError
 from dynosaur.generate import generate, generate_queue
 from dynosaur.generate.cost import prompt_tokens_bound, reservation
 from dynosaur.generate.prompts import PromptBook, PromptKind
@@ -200,7 +200,7 @@ def test_a_model_without_a_price_runs_only_without_a_budget(
     ids = insert_configs(store, 1)
     llm = emulator()
     tuned = fast_settings(settings, llm.base_url, llm_model="mystery-model")
-    with pytest.raises(ConfigError, match="no price is known for model 'mystery-model'"):
+    with pytest.raises(UsageError, match="no price is known for model 'mystery-model'"):
         generate(tuned, store, ids, run_key="r", budget_usd=1.0)
     assert _scalar(store, "SELECT count(*) FROM generation") == 0
     summary = generate(tuned, store, ids, run_key="r", budget_usd=-1)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.select.budget import allocate, resolve_budget
 from dynosaur.select.coreset import coreset, group_codes
 from dynosaur.select.geometry import coverage, farthest_first, kmeans_labels, min_distances
@@ -89,7 +89,7 @@ def test_count_budget_is_capped_by_the_pool_and_bad_budgets_are_refused() -> Non
         {},
         {"fraction": 0.1, "count": 1},
     ):
-        with pytest.raises(ConfigError):
+        with pytest.raises(UsageError):
             resolve_budget(10, **bad)
 
 

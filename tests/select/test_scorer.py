@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.select.scorer import (
     TrainingPlan,
     encode_batch,
@@ -66,5 +66,5 @@ def test_training_lowers_perplexity_and_the_same_seed_gives_the_same_traces(
 
 
 def test_an_unloadable_scorer_is_a_clear_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot load the scorer model"):
+    with pytest.raises(UsageError, match="cannot load the scorer model"):
         load_scorer(str(tmp_path / "nowhere"), device="cpu")

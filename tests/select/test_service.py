@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import ConfigError
+from dynosaur.errors import UsageError
 from dynosaur.select import (
     SelectionError,
     get_selection,
@@ -170,7 +170,7 @@ def test_random_per_cluster_baseline_needs_no_scorer_and_matches_cluster_counts(
     assert result.selection.method == "random_per_cluster"
     assert result.selection.models == {"embedding": "sentence-transformers/all-MiniLM-L6-v2"}
     assert result.selection.instances_selected == 6 and result.summary.figures["clusters"] == 6
-    with pytest.raises(ConfigError, match="needs a scorer model"):
+    with pytest.raises(UsageError, match="needs a scorer model"):
         select_learning_percentage(select_store, settings, version=1, count=6)
 
 
