@@ -32,10 +32,6 @@ class LLMError(DynosaurError):
         self.reason = reason
 
 
-class BudgetExhausted(DynosaurError):
-    """The run's spend cap is reached: no new LLM calls start."""
-
-
 class LLMAuthError(LLMError):
     """The LLM endpoint rejected the API key: retrying cannot help, the run must stop."""
 

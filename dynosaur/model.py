@@ -1,4 +1,5 @@
-"""Plain data shared by the layers: a field of a dataset config, a time window, a config's metadata.
+"""Plain data shared by the layers: a field, a task, a time window, a config's metadata, and
+what a step reports (:class:`StepSummary`).
 
 These are the contracts between steps: collect writes ``FieldInfo`` lists into
 ``dataset_config.fields`` (JSON), generate reads them to build prompts, curate reads them to build
@@ -7,6 +8,7 @@ instances. Keep them small, immutable and JSON-friendly.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,3 +154,58 @@ class ConfigMetadata:
     def has_description(self) -> bool:
         """Whether the card gave a summary (selects the description-aware prompt)."""
         return bool(self.summary and self.summary.strip())
+
+
+@dataclass
+class StepSummary:
+    """Outcome of one step over a set of items."""
+
+    step: str
+    counts: Counter[tuple[str, str | None]] = field(default_factory=Counter)
+    figures: dict[str, float | int | str] = field(default_factory=dict)
+
+    def add(self, status: str, reason: str | None = None, n: int = 1) -> None:
+        """Count ``n`` items that ended in ``status`` (with ``reason``)."""
+        self.counts[(status, reason)] += n
+
+    def merge(self, other: StepSummary) -> StepSummary:
+        """Add another summary of the same step (e.g. from another chunk) into this one."""
+        self.counts.update(other.counts)
+        for key, value in other.figures.items():
+            mine = self.figures.get(key)
+            numeric = isinstance(value, int | float) and isinstance(mine, int | float)
+            self.figures[key] = mine + value if numeric else value  # type: ignore[operator]
+        return self
+
+    @property
+    def total(self) -> int:
+        """Items counted."""
+        return sum(self.counts.values())
+
+    def by_status(self) -> dict[str, int]:
+        """Counts per status, reasons folded."""
+        out: Counter[str] = Counter()
+        for (status, _), n in self.counts.items():
+            out[status] += n
+        return dict(out)
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """(status, reason, count) sorted by count, for tables."""
+        rows = [(s, r or "", n) for (s, r), n in self.counts.items()]
+        return sorted(rows, key=lambda x: (-x[2], x[0], x[1]))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe form (XCom, logs)."""
+        return {
+            "step": self.step,
+            "counts": [[s, r, n] for (s, r), n in sorted(self.counts.items(), key=str)],
+            "figures": dict(self.figures),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepSummary:
+        """Inverse of :meth:`to_json`."""
+        out = cls(step=data["step"], figures=dict(data.get("figures", {})))
+        for status, reason, n in data.get("counts", []):
+            out.add(status, reason, n)
+        return out

@@ -18,10 +18,9 @@ from sqlalchemy.engine import Engine
 
 from dynosaur import batches
 from dynosaur.errors import UsageError
-from dynosaur.model import Window
+from dynosaur.model import StepSummary, Window
 from dynosaur.progress import Progress
 from dynosaur.settings import Settings
-from dynosaur.summary import StepSummary
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import DynosaurError
+from dynosaur.errors import DynosaurError, UsageError
+from dynosaur.model import StepSummary
 from dynosaur.settings import Settings, get_settings
 
 console = Console()
@@ -58,6 +59,40 @@ def setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def parse_ids(text: str | None, option: str = "--ids") -> list[str] | None:
+    """Comma-separated ids from an option (None when the option was not given).
+
+    Raises :class:`UsageError` when the option was given but names nothing.
+    """
+    if text is None:
+        return None
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise UsageError(f"{option} takes ids separated by commas, got {text!r}")
+    return ids
+
+
+def parse_int_ids(text: str | None, option: str = "--ids") -> list[int] | None:
+    """Comma-separated integer ids (store row ids) from an option; None when not given."""
+    ids = parse_ids(text, option)
+    if ids is None:
+        return None
+    try:
+        return [int(part) for part in ids]
+    except ValueError:
+        raise UsageError(f"{option} takes numeric ids separated by commas, got {text!r}") from None
+
+
+def print_summary(summary: StepSummary, title: str | None = None, *, zeros: bool = True) -> None:
+    """A step's outcome: counts by (status, reason), then its figures (without zeros unless
+    ``zeros``)."""
+    if summary.counts:
+        console.print(table(title or summary.step, ["status", "reason", "count"], summary.rows()))
+    figures = {k: v for k, v in summary.figures.items() if zeros or v}
+    if figures:
+        console.print(table(f"{summary.step}: figures", ["figure", "value"], figures.items()))
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:

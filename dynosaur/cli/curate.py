@@ -10,10 +10,18 @@ import sqlalchemy as sa
 import typer
 from sqlalchemy.engine import Engine
 
-from dynosaur.cli.common import console, load_settings, reports_errors, store, table
+from dynosaur.cli.common import (
+    console,
+    load_settings,
+    parse_ids,
+    print_summary,
+    reports_errors,
+    store,
+    table,
+)
 from dynosaur.cli.progress import BarProgress
 from dynosaur.errors import UsageError
-from dynosaur.summary import StepSummary
+from dynosaur.model import StepSummary
 
 MANUAL = "manual:"
 
@@ -22,15 +30,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level ``dynosaur`` command."""
     for command in (curate, publish, grow, export, status):
         app.command()(reports_errors(command))
-
-
-def _print_summary(summary: StepSummary) -> None:
-    if summary.counts:
-        console.print(table(summary.step, ["status", "reason", "count"], summary.rows()))
-    if summary.figures:
-        console.print(
-            table(f"{summary.step}: figures", ["figure", "value"], summary.figures.items())
-        )
 
 
 def _manual_batch(engine: Engine, run_key: str | None, batch_id: int | None, *, create: bool):
@@ -80,7 +79,7 @@ def curate(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
     console.print(f"batch {target.id} ({target.run_key})")
     with BarProgress() as progress:
         summary = curate_batch(settings, engine, target.id, progress=progress)
-    _print_summary(summary)
+    print_summary(summary)
 
 
 def publish(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
@@ -131,7 +130,7 @@ def grow(
         since=since,
         until=until,
         day=day,
-        ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+        ids=parse_ids(ids),
         max_datasets=max_datasets,
         model=model,
         tasks_per_config=tasks_per_config,
@@ -143,7 +142,7 @@ def grow(
     with BarProgress() as progress:
         result = grow_run(settings, engine, request, progress=progress)
     for step in result.get("steps", []):
-        _print_summary(StepSummary.from_json(step))
+        print_summary(StepSummary.from_json(step))
     shown = {k: v for k, v in result.items() if k != "steps" and not isinstance(v, dict | list)}
     console.print(table("run", ["figure", "value"], shown.items()))
 

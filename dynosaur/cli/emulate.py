@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from dynosaur.cli.common import console, reports_errors, table
+from dynosaur.cli.common import console, parse_ids, reports_errors, table
 from dynosaur.errors import UsageError
 from dynosaur.model import parse_utc
 
@@ -21,10 +21,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-def _ids(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def _now(value: str | None) -> datetime | None:
@@ -96,8 +92,8 @@ def hub(
             rate_429=rate_429,
             rate_5xx=rate_5xx,
             retry_after=retry_after,
-            gated=_ids(gated),
-            viewer_not_ready=_ids(viewer_not_ready),
+            gated=parse_ids(gated, "--gated") or [],
+            viewer_not_ready=parse_ids(viewer_not_ready, "--viewer-not-ready") or [],
             seed=seed,
             page_size=page_size,
             port=port,

@@ -6,28 +6,20 @@ from datetime import UTC, datetime
 
 import typer
 
-from dynosaur.cli.common import console, load_settings, reports_errors, store, table
+from dynosaur.cli.common import (
+    console,
+    load_settings,
+    parse_int_ids,
+    print_summary,
+    reports_errors,
+    store,
+)
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import UsageError
-from dynosaur.summary import StepSummary
 
 
 def register(app: typer.Typer) -> None:
     """Add ``generate`` to the top-level ``dynosaur`` command."""
     app.command(name="generate")(reports_errors(generate_command))
-
-
-def _ids(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--ids takes config ids separated by commas, got {text!r}") from None
-
-
-def _print(summary: StepSummary) -> None:
-    if summary.counts:
-        console.print(table("generate: configs", ["status", "reason", "count"], summary.rows()))
-    console.print(table("generate: figures", ["figure", "value"], summary.figures.items()))
 
 
 def generate_command(
@@ -60,7 +52,7 @@ def generate_command(
 
     settings = load_settings(llm_model=model)
     engine = store(settings)
-    config_ids = _ids(ids) if ids else generate_queue(settings, engine, limit=limit)
+    config_ids = parse_int_ids(ids) if ids else generate_queue(settings, engine, limit=limit)
     if ids and limit:
         config_ids = config_ids[:limit]
     key = run_key or "manual:generate:" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -80,4 +72,4 @@ def generate_command(
             summary = generate(
                 settings, engine, config_ids, run_key=key, budget_usd=budget, progress=progress
             )
-    _print(summary)
+    print_summary(summary, "generate: configs")

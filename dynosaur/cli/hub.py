@@ -4,34 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from dynosaur.cli.common import console, err_console, load_settings, reports_errors, store, table
+from dynosaur.cli.common import (
+    console,
+    err_console,
+    load_settings,
+    parse_ids,
+    print_summary,
+    reports_errors,
+    store,
+)
 from dynosaur.cli.progress import BarProgress
 from dynosaur.errors import UsageError
 from dynosaur.model import Window
-from dynosaur.summary import StepSummary
 
 
 def register(app: typer.Typer) -> None:
     """Add ``discover`` and ``collect`` to the top-level ``dynosaur`` command."""
     app.command(name="discover")(reports_errors(discover_command))
     app.command(name="collect")(reports_errors(collect_command))
-
-
-def _ids(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    ids = [part.strip() for part in text.split(",") if part.strip()]
-    if not ids:
-        raise UsageError("--ids takes Hub dataset ids separated by commas")
-    return ids
-
-
-def _print(title: str, summary: StepSummary) -> None:
-    if summary.counts:
-        console.print(table(title, ["status", "reason", "count"], summary.rows()))
-    figures = {k: v for k, v in summary.figures.items() if v}
-    if figures:
-        console.print(table(f"{summary.step}: figures", ["figure", "value"], figures.items()))
 
 
 def discover_command(
@@ -59,7 +49,7 @@ def discover_command(
     """
     from dynosaur.hub import discover
 
-    wanted = _ids(ids)
+    wanted = parse_ids(ids)
     if wanted is None and not (since and until):
         raise UsageError("give --since and --until, or --ids")
     if wanted is not None and (since or until):
@@ -77,7 +67,7 @@ def discover_command(
             include_modified=not created_only,
             progress=progress,
         )
-    _print("discover: dataset revisions", result.summary)
+    print_summary(result.summary, "discover: dataset revisions", zeros=False)
     for problem in result.problems:
         err_console.print(f"[yellow]not added:[/] {problem}")
     console.print(f"{len(result.new_ids)} new of {result.seen} seen; run `dynosaur collect` next")
@@ -101,10 +91,10 @@ def collect_command(
 
     settings = load_settings()
     engine = store(settings)
-    queue = collect_queue(settings, engine, ids=_ids(ids), limit=limit)
+    queue = collect_queue(settings, engine, ids=parse_ids(ids), limit=limit)
     if not queue:
         console.print("no dataset is waiting to be collected")
         return
     with BarProgress() as progress:
         summary = collect(settings, engine, queue, progress=progress)
-    _print("collect: datasets", summary)
+    print_summary(summary, "collect: datasets", zeros=False)

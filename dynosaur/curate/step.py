@@ -25,11 +25,10 @@ from dynosaur.curate import dedup
 from dynosaur.curate.filters import Rejection, filter_config_tasks
 from dynosaur.curate.instances import Construction, build_instances, clean_text
 from dynosaur.curate.load import copy_lines, copy_rows, escape
-from dynosaur.model import FieldInfo, Task, fields_from_json
+from dynosaur.model import FieldInfo, StepSummary, Task, fields_from_json
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from dynosaur.summary import StepSummary
 
 log = logging.getLogger(__name__)
 

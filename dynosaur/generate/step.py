@@ -49,10 +49,10 @@ from dynosaur.generate.ledger import (
 from dynosaur.generate.parsing import ParsedAnswer, answer_schema, parse_answer
 from dynosaur.generate.prompts import PromptBook, prompt_kinds_for
 from dynosaur.generate.records import GenerationRow
+from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import ModelPrice, Settings
-from dynosaur.summary import StepSummary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -40,10 +40,10 @@ from dynosaur.hub.repository import (
     save_outcome,
 )
 from dynosaur.hub.rules import dataset_skip, fields_skip, language_code, sample_skip
+from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from dynosaur.summary import StepSummary
 
 log = logging.getLogger(__name__)
 

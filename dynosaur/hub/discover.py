@@ -24,11 +24,10 @@ from dynosaur.hub.client import (
     make_api,
 )
 from dynosaur.hub.repository import insert_revisions
-from dynosaur.model import Window
+from dynosaur.model import StepSummary, Window
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from dynosaur.summary import StepSummary
 
 
 @dataclass

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dynosaur.errors import UsageError
+from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.select import pool as pools
 from dynosaur.select.budget import resolve_budget
@@ -48,7 +49,6 @@ from dynosaur.select.stored import (
     save_selection,
 )
 from dynosaur.settings import Settings
-from dynosaur.summary import StepSummary
 
 Per = Literal["pool", "category", "task"]
 Score = Literal["lp", "lp_one_epoch"]
