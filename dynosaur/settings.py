@@ -175,6 +175,17 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    def model_post_init(self, context: object, /) -> None:
+        """Remember this configuration's secrets, so that no log line or stored message shows
+        them (:mod:`dynosaur.redact`)."""
+        from urllib.parse import urlsplit
+
+        from dynosaur import redact
+
+        password = urlsplit(self.database_url).password if self.database_url else None
+        register = [s.get_secret_value() for s in (self.llm_api_key, self.hub_token) if s]
+        redact.register(*register, password)
+
     @property
     def export_root(self) -> Path:
         """The export DAG's destination folder."""
