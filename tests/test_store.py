@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.reasons import Reason, catalogue
 from dynosaur.settings import Settings
-from dynosaur.store import get_engine, status, upgrade
+from dynosaur.store import get_engine, schema_status, upgrade
 from dynosaur.store.engine import sqlalchemy_url
 from dynosaur.store.migrations import TABLES, view_names
 
@@ -24,15 +24,15 @@ def _fresh_engine(databases, label: str) -> Engine:
 
 def test_migrations_apply_from_empty_and_are_idempotent(databases, reader_role) -> None:
     engine = _fresh_engine(databases, "migrate")
-    before = status(engine)
+    before = schema_status(engine)
     assert before.applied == [] and before.pending
     applied = upgrade(engine, reader_role)
     assert applied == before.pending
-    after = status(engine)
+    after = schema_status(engine)
     assert after.pending == [] and after.version == applied[-1]
     assert set(after.table_counts) == set(TABLES)
     assert upgrade(engine, reader_role) == []  # second run: nothing to do
-    assert status(engine).applied == after.applied
+    assert schema_status(engine).applied == after.applied
     with engine.connect() as conn:
         codes = set(conn.execute(sa.text("SELECT code FROM reason")).scalars())
     assert codes == {code for code, _, _ in catalogue()}
@@ -212,7 +212,7 @@ def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path, reader_
         assert f"applied {len(migration_ids())} migration(s)" in outputs[0]
         assert "schema already up to date" in outputs[1]
         engine = get_engine(settings)  # reuses the server the CLI left running
-        info = status(engine)
+        info = schema_status(engine)
         assert info.pending == [] and info.table_counts["batch"] == 0
         engine.dispose()
     finally:

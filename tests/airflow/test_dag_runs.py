@@ -223,7 +223,7 @@ def test_the_export_dag_writes_the_published_version(
 
 
 def test_the_asset_event_names_the_version_the_consumers_export() -> None:
-    from dynosaur.airflow_tasks import version_from_events
+    from dynosaur.airflow.consumers import version_from_events
 
     def event(extra: dict[str, Any]) -> SimpleNamespace:
         return SimpleNamespace(extra=extra)

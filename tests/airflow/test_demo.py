@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dynosaur.demo import recreate_database
 from dynosaur.errors import DynosaurError
 from dynosaur.settings import Settings
-from dynosaur.store.engine import sqlalchemy_url
+from dynosaur.store.engine import recreate_database, sqlalchemy_url
 
 pytestmark = pytest.mark.airflow
 

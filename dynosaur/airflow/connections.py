@@ -1,4 +1,4 @@
-"""Airflow connections mapped onto :class:`~dynosaur.settings.Settings` (the only Airflow seam).
+"""Airflow connections mapped onto :class:`~dynosaur.settings.Settings`.
 
 Three connections, all optional; what a connection does not set comes from ``DYNOSAUR_*``:
 
