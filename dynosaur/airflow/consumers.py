@@ -10,18 +10,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from dynosaur.airflow.connections import settings_and_store
 from dynosaur.errors import UsageError
 from dynosaur.progress import LogProgress
 
 log = logging.getLogger(__name__)
-
-
-def _settings_and_store():
-    from dynosaur.airflow.connections import settings_from_airflow
-    from dynosaur.store import open_store
-
-    settings = settings_from_airflow()
-    return settings, open_store(settings)
 
 
 def version_from_events(events: Mapping[Any, Sequence[Any]] | None) -> int | None:
@@ -58,7 +51,7 @@ def export_version(version: int | None) -> list[dict[str, Any]]:
     ``<export_dir>/v<N>/``; writing the same version again replaces its files."""
     from dynosaur.export import FORMATS, export
 
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     version = _version(engine, version)
     unknown = sorted(set(settings.export_formats) - set(FORMATS))
     if unknown:
@@ -109,7 +102,7 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
         raise UsageError(
             f"selection needs the 'select' extra (pip install 'dynosaur[select]'): {exc}"
         ) from exc
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     chosen = _version(engine, params.get("version"), version)
     fields = {**SELECT_FIELDS[method], "name": "name", "seed": "seed"}
     kwargs: dict[str, Any] = {
@@ -130,7 +123,7 @@ def export_selection(name: str) -> dict[str, Any]:
     """Export a stored selection as JSONL into ``<export_dir>/selections/``."""
     from dynosaur.export import export
 
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     folder = settings.export_root / "selections"
     folder.mkdir(parents=True, exist_ok=True)
     result = export(settings, engine, fmt="jsonl", out=folder, selection=name)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from dynosaur.airflow.connections import settings_and_store
 from dynosaur.errors import UsageError
 from dynosaur.pipeline.request import RunRequest, request_from_trigger
 
@@ -44,15 +45,6 @@ def request_from_context(context: Mapping[str, Any]) -> RunRequest:
     )
 
 
-def _settings_and_store():
-    """Settings from the Airflow connections and the migrated store."""
-    from dynosaur.airflow.connections import settings_from_airflow
-    from dynosaur.store import open_store
-
-    settings = settings_from_airflow()
-    return settings, open_store(settings)
-
-
 def _request(run: Run) -> RunRequest:
     return RunRequest.from_json(run["request"])
 
@@ -70,7 +62,7 @@ def start_run(context: Mapping[str, Any]) -> dict[str, Any]:
     from dynosaur import pipeline
 
     req = request_from_context(context)
-    _, engine = _settings_and_store()
+    _, engine = settings_and_store()
     started = pipeline.begin_run(engine, req)
     return {
         "request": req.to_json(),
@@ -86,7 +78,7 @@ def discover_chunks(run: Run) -> list[list[int]]:
 
     if _nothing_to_do(run, "discover"):
         return []
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     ids = pipeline.discover_step(settings, engine, _request(run))
     log.info("%d datasets to collect", len(ids))
     return chunked(ids, run["chunk_size"])
@@ -96,7 +88,7 @@ def collect_chunk(run: Run, chunk: Sequence[int]) -> dict[str, Any]:
     """Collect one chunk; returns its summary as JSON."""
     from dynosaur import pipeline
 
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     return pipeline.collect_step(settings, engine, list(chunk)).to_json()
 
 
@@ -106,7 +98,7 @@ def generation_chunks(run: Run) -> list[list[int]]:
 
     if _nothing_to_do(run, "plan_generation"):
         return []
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     ids = pipeline.generate_queue_step(settings, engine, _request(run))
     log.info("%d configs to generate tasks for", len(ids))
     return chunked(ids, run["chunk_size"])
@@ -116,7 +108,7 @@ def generate_chunk(run: Run, chunk: Sequence[int]) -> dict[str, Any]:
     """Generate tasks for one chunk of configs; returns its summary as JSON."""
     from dynosaur import pipeline
 
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     return pipeline.generate_step(settings, engine, list(chunk), _request(run)).to_json()
 
 
@@ -127,7 +119,7 @@ def curate_batch(run: Run) -> dict[str, Any] | None:
 
     if _nothing_to_do(run, "curate"):
         return None
-    settings, engine = _settings_and_store()
+    settings, engine = settings_and_store()
     summary = pipeline.curate_step(settings, engine, _request(run), run["batch_id"])
     return summary.to_json() if summary is not None else None
 
@@ -140,7 +132,7 @@ def publish_batch(run: Run) -> dict[str, Any] | None:
 
     if _nothing_to_do(run, "publish"):
         return None
-    _, engine = _settings_and_store()
+    _, engine = settings_and_store()
     figures = pipeline.publish_step(engine, _request(run), run["batch_id"])
     if figures is None or figures.get("version") is None:
         log.info("batch %s publishes no new version", run["batch_id"])
@@ -159,5 +151,5 @@ def mark_failed(context: Mapping[str, Any]) -> None:
     except UsageError as exc:
         log.info("the run's trigger form is invalid (%s): it opened no batch", exc)
         return
-    _, engine = _settings_and_store()
+    _, engine = settings_and_store()
     pipeline.end_run(engine, req, f"a task of Airflow run {context['dag_run'].run_id} failed")

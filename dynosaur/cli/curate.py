@@ -84,7 +84,9 @@ def grow(
         help="Discover and collect as usual (those rows are stored), then only estimate the "
         "LLM's tokens and cost: no LLM call, nothing curated or published.",
     ),
-    run_key: str | None = typer.Option(None, help="Identity of the run (default from window)."),
+    run_key: str | None = typer.Option(
+        None, help="Identity of the run (default: the window and/or the ids)."
+    ),
 ) -> None:
     """The whole growth run in one process: discover, collect, generate, curate, publish.
 

@@ -102,7 +102,7 @@ def test_store_connection_points_at_the_store_service() -> None:
 
 
 def test_compose_connections_map_onto_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The JSON connections in the compose file are what dynosaur/connections.py reads."""
+    """The JSON connections in the compose file are what dynosaur/airflow/connections.py reads."""
     from dynosaur.airflow.connections import settings_from_airflow
 
     env = env_of("airflow-scheduler")
