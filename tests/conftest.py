@@ -47,7 +47,9 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }
 )
-SHARED = REPO.parent / "shared"
+# The project's shared folder (the 612-card Hub snapshot, reference tasks): ../shared beside the
+# checkout, or DYNOSAUR_TEST_SHARED (e.g. for a git worktree kept elsewhere).
+SHARED = Path(os.environ.get("DYNOSAUR_TEST_SHARED") or REPO.parent / "shared")
 SHARED_SNAPSHOT = SHARED / "hub-snapshot"
 SHARED_REFERENCE = SHARED / "reference" / "dynosaur-tasks.jsonl"
 
