@@ -7,7 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,airflow,select
 
-.PHONY: demo test lint format venv constraints clean
+# Packages mypy checks (`make typecheck`). Grows to the whole of dynosaur/ once every package is
+# clean; then `typecheck` joins `test`.
+TYPED  ?= dynosaur/pipeline dynosaur/airflow dynosaur/store dynosaur/cli/main.py \
+          dynosaur/cli/common.py dynosaur/cli/curate.py dynosaur/cli/db.py dynosaur/cli/airflow_cli.py
+
+.PHONY: demo test lint typecheck format venv constraints clean
 
 venv: $(STAMP)
 
@@ -29,6 +34,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(TYPED)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -16,40 +16,28 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
-INSTRUCTIONS = Asset("dynosaur_instructions", uri="x-dynosaur://instructions")
+from dynosaur.airflow.dags import INSTRUCTIONS, dag_arguments, version_param
 
 
 @dag(
     dag_id="dynosaur_export",
     schedule=[INSTRUCTIONS],
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["dynosaur"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(hours=2),
-    },
     params={
-        "version": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            title="Version",
-            description="Version to export; empty = the one just published (or the latest).",
-        ),
+        "version": version_param(
+            "Version to export; empty = the one just published (or the latest)."
+        )
     },
+    **dag_arguments(
+        __doc__, retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=2)
+    ),
 )
 def dynosaur_export() -> None:
     @task
     def export() -> list[dict[str, Any]]:
         """Write the version's files; returns what was written (paths and counts)."""
-        from dynosaur.airflow_tasks import export_version, version_from_events
+        from dynosaur.airflow.consumers import export_version, version_from_events
 
         context = get_current_context()
         version = context["params"].get("version") or version_from_events(

@@ -37,3 +37,10 @@ class LLMAuthError(LLMError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="llm_auth_error")
+
+
+# --- ORCH: batches and runs ---------------------------------------------------------------------
+
+
+class BatchStateError(DynosaurError):
+    """The batch is not in a state that allows the operation (e.g. publishing a failed batch)."""

@@ -1,7 +1,7 @@
 """One settings object for the whole library, read from ``DYNOSAUR_*`` environment variables.
 
 Every knob lives here; nothing deeper in the code reads ``os.environ``. Airflow deployments map
-their connections onto these fields in :mod:`dynosaur.connections`.
+their connections onto these fields in :mod:`dynosaur.airflow.connections`.
 """
 
 from __future__ import annotations

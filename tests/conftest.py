@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dynosaur.settings import Settings
@@ -46,12 +47,14 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }
 )
-SHARED = REPO.parent / "shared"
+# The project's shared folder (the 612-card Hub snapshot, reference tasks): ../shared beside the
+# checkout, or DYNOSAUR_TEST_SHARED (e.g. for a git worktree kept elsewhere).
+SHARED = Path(os.environ.get("DYNOSAUR_TEST_SHARED") or REPO.parent / "shared")
 SHARED_SNAPSHOT = SHARED / "hub-snapshot"
 SHARED_REFERENCE = SHARED / "reference" / "dynosaur-tasks.jsonl"
 
 # Tables emptied between tests that use the `store` fixture, children first.
-_DATA_TABLES = (
+DATA_TABLES = (
     "instance",
     "task",
     "generation",
@@ -186,7 +189,7 @@ def engine(base_settings: Settings) -> Engine:
 def store(engine: Engine) -> Engine:
     """The migrated store, emptied of data before the test."""
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
     return engine
 
 
@@ -206,3 +209,31 @@ def llm_emulator() -> Iterator[LLMEmulator]:
 
     with LLMEmulator() as llm:
         yield llm
+
+
+# --- Helpers shared by test modules -------------------------------------------------------------
+
+
+def count_rows(engine: Engine, tables: tuple[str, ...] = DATA_TABLES) -> dict[str, int]:
+    """Rows per table: compared before and after a run that must add nothing."""
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+
+
+def pointed_at(settings: Settings, hub: HubEmulator, llm: LLMEmulator) -> Settings:
+    """``settings`` with the Hub, the Dataset Viewer and the LLM served by the emulators."""
+    return settings.model_copy(
+        update={
+            "hub_endpoint": hub.url,
+            "viewer_url": hub.url,
+            "llm_base_url": llm.base_url,
+            "llm_api_key": SecretStr("sk-test"),
+        }
+    )
+
+
+def command_env(**extra: str) -> dict[str, str]:
+    """The environment of a command a test starts: this process's, without any ``AIRFLOW*`` or
+    ``DYNOSAUR_*`` variable (never the user's settings or Airflow home), plus ``extra``."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DYNOSAUR_"))}
+    return {**keep, **extra}

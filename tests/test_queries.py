@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur import batches
 from dynosaur.curate import curate
 from dynosaur.model import FieldInfo
 from dynosaur.settings import Settings
+from dynosaur.store import batches
 from dynosaur.store.migrations import sql_dir
 from tests.curate.factory import StoreFactory
 

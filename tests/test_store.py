@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,10 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.reasons import Reason, catalogue
 from dynosaur.settings import Settings
-from dynosaur.store import get_engine, status, upgrade
+from dynosaur.store import get_engine, schema_status, upgrade
 from dynosaur.store.engine import sqlalchemy_url
 from dynosaur.store.migrations import TABLES, view_names
+from tests.conftest import command_env
 
 
 def _fresh_engine(databases, label: str) -> Engine:
@@ -24,15 +24,15 @@ def _fresh_engine(databases, label: str) -> Engine:
 
 def test_migrations_apply_from_empty_and_are_idempotent(databases, reader_role) -> None:
     engine = _fresh_engine(databases, "migrate")
-    before = status(engine)
+    before = schema_status(engine)
     assert before.applied == [] and before.pending
     applied = upgrade(engine, reader_role)
     assert applied == before.pending
-    after = status(engine)
+    after = schema_status(engine)
     assert after.pending == [] and after.version == applied[-1]
     assert set(after.table_counts) == set(TABLES)
     assert upgrade(engine, reader_role) == []  # second run: nothing to do
-    assert status(engine).applied == after.applied
+    assert schema_status(engine).applied == after.applied
     with engine.connect() as conn:
         codes = set(conn.execute(sa.text("SELECT code FROM reason")).scalars())
     assert codes == {code for code, _, _ in catalogue()}
@@ -193,11 +193,7 @@ def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path, reader_
     from dynosaur.store.embedded import stop_embedded
 
     settings = Settings(database_url=None, data_dir=tmp_path / "data", reader_role=reader_role)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DYNOSAUR_")},
-        "DYNOSAUR_DATA_DIR": str(settings.data_dir),
-        "DYNOSAUR_READER_ROLE": reader_role,
-    }
+    env = command_env(DYNOSAUR_DATA_DIR=str(settings.data_dir), DYNOSAUR_READER_ROLE=reader_role)
     try:
         outputs = [
             subprocess.run(
@@ -212,7 +208,7 @@ def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path, reader_
         assert f"applied {len(migration_ids())} migration(s)" in outputs[0]
         assert "schema already up to date" in outputs[1]
         engine = get_engine(settings)  # reuses the server the CLI left running
-        info = status(engine)
+        info = schema_status(engine)
         assert info.pending == [] and info.table_counts["batch"] == 0
         engine.dispose()
     finally:
@@ -224,3 +220,51 @@ def migration_ids() -> list[str]:
     from dynosaur.store.migrations import sql_dir
 
     return sorted(p.stem for p in (sql_dir() / "migrations").glob("*.sql"))
+
+
+def dynosaur_db(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``dynosaur db ...`` as a user runs it: the installed command, in its own process."""
+    command = [str(Path(sys.executable).parent / "dynosaur"), "db", *args]
+    return subprocess.run(
+        command, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_db_status_and_upgrade_on_the_command_line(databases, reader_role: str) -> None:
+    url = databases.create("cli")
+    env = command_env(DYNOSAUR_DATABASE_URL=url, DYNOSAUR_READER_ROLE=reader_role)
+    ids = migration_ids()
+
+    empty = dynosaur_db("status", env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert "schema version: empty (run: dynosaur db upgrade)" in empty.stdout
+    assert f"pending migrations: {', '.join(ids)}" in empty.stdout
+    assert "postgresql" in empty.stdout and ":5432/" in empty.stdout
+
+    upgraded = dynosaur_db("upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"applied {len(ids)} migration(s): {', '.join(ids)}" in upgraded.stdout
+    assert f"schema version: {ids[-1]}" in upgraded.stdout
+
+    status = dynosaur_db("status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"schema version: {ids[-1]}" in status.stdout and "pending" not in status.stdout
+    for table in TABLES:
+        assert table in status.stdout
+    assert "views: collection" in status.stdout and "outcome_by_reason" in status.stdout
+    assert "schema already up to date" in dynosaur_db("upgrade", env=env).stdout
+
+
+def test_db_commands_name_an_unreachable_store_in_one_line(unreachable_url: str) -> None:
+    done = dynosaur_db("status", env=command_env(DYNOSAUR_DATABASE_URL=unreachable_url))
+    assert done.returncode == 1
+    assert "error: cannot connect to the store at" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.fixture
+def unreachable_url() -> str:
+    """A Postgres URL on a port nobody listens on."""
+    from tests.system.cluster import free_port
+
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"

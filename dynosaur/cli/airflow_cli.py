@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
-import subprocess
-from contextlib import ExitStack
 from pathlib import Path
 
 import typer
-from pydantic import SecretStr
 
+from dynosaur.airflow.demo import DEMO_DATABASE
 from dynosaur.cli.common import console, err_console, load_settings, reports_errors, table
-from dynosaur.errors import UsageError
-from dynosaur.settings import Settings
 
 app = typer.Typer(
     help=(
@@ -24,12 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ADMIN = "admin"
-
 
 def demo(
     database: str = typer.Option(
-        "dynosaur_demo",
+        DEMO_DATABASE,
         help="Database the demo recreates on the store's server (never your own store's).",
     ),
 ) -> None:
@@ -38,12 +29,12 @@ def demo(
     Runs the real growth DAG (Airflow's dag.test, SQLite metadata) against the Hub and LLM
     emulators on 127.0.0.1 and a demo database on the store's server (the embedded Postgres
     unless DYNOSAUR_DATABASE_URL is set), recreated on every run. Nothing leaves the machine
-    and nothing is paid. Prints each day's version, the versions, the rejections by reason and
+    and nothing is paid. Prints each day's version, the versions, the outcomes by reason and
     two example queries from sql/queries, and exports the last version.
 
     Example: dynosaur demo
     """
-    from dynosaur.demo import DEMO_DAYS, DemoDay, run_demo
+    from dynosaur.airflow.demo import DEMO_DAYS, DemoDay, run_demo
 
     settings = load_settings()
     console.print(
@@ -86,13 +77,13 @@ def demo(
             ["version", "day", "datasets", "valid", "rejected", "instances", "USD"],
             [
                 (
-                    v["version"],
-                    v["window_start"].date().isoformat() if v["window_start"] else "",
-                    v["datasets"],
-                    v["tasks_valid"],
-                    v["tasks_rejected"],
-                    v["instances"],
-                    f"{float(v['cost_usd']):.4f}",
+                    v.version,
+                    v.window_start.date().isoformat() if v.window_start else "",
+                    v.datasets,
+                    v.tasks_valid,
+                    v.tasks_rejected,
+                    v.instances,
+                    f"{v.cost_usd:.4f}",
                 )
                 for v in result.versions
             ],
@@ -100,12 +91,12 @@ def demo(
     )
     console.print(
         table(
-            "Skipped, deferred and rejected: SELECT * FROM rejection_by_reason",
+            "Skipped, deferred, failed and rejected: SELECT * FROM outcome_by_reason",
             ["entity", "status", "reason", "count"],
-            result.rejections,
+            [(o.entity, o.status, o.reason, o.count) for o in result.outcomes],
         )
     )
-    latest = max((v["version"] for v in result.versions), default=None)
+    latest = result.versions[-1].version if result.versions else None
     for query in result.queries:
         console.print(f"\n[bold]{query.file}[/] (version {latest}): {query.question}")
         console.print(table("", query.columns, query.rows))
@@ -117,33 +108,6 @@ def demo(
     if not result.ok:
         err_console.print("[bold red]error:[/] a growth run failed; see the lines above")
         raise typer.Exit(1)
-
-
-def _uses_real_endpoints(settings: Settings) -> bool:
-    defaults = Settings.model_fields
-    return (
-        settings.llm_api_key is not None
-        or settings.llm_base_url != defaults["llm_base_url"].default
-        or settings.hub_endpoint != defaults["hub_endpoint"].default
-    )
-
-
-def _password(home: Path) -> tuple[Path, str]:
-    """The admin password, generated once per Airflow home and kept in its passwords file."""
-    import json
-
-    path = home / "passwords.json"
-    if path.exists():
-        return path, json.loads(path.read_text())[ADMIN]
-    password = secrets.token_urlsafe(12)
-    home.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({ADMIN: password}))
-    path.chmod(0o600)
-    return path, password
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command()
@@ -172,61 +136,24 @@ def standalone(
 
     Example: dynosaur airflow standalone --port 8080
     """
-    from dynosaur import airflow_setup
-    from dynosaur.store import open_store
+    from dynosaur.airflow.standalone import ADMIN, Standalone, run_standalone
 
     settings = load_settings()
-    home = (home or settings.data_dir / "airflow").expanduser().resolve()
-    use_emulators = not _uses_real_endpoints(settings) if emulators is None else emulators
-    with ExitStack() as stack:
-        if use_emulators:
-            from dynosaur.emulators.hub import HubEmulator
-            from dynosaur.emulators.llm import LLMEmulator
 
-            hub = stack.enter_context(HubEmulator())
-            llm = stack.enter_context(LLMEmulator())
-            settings = settings.model_copy(
-                update={"hub_endpoint": hub.url, "viewer_url": hub.url,
-                        "llm_base_url": llm.base_url, "llm_api_key": SecretStr("sk-emulator")}
-            )  # fmt: skip
-            console.print(f"Hub emulator on {hub.url}, LLM emulator on {llm.base_url}")
-        elif settings.llm_api_key is None:
-            raise UsageError("--real needs DYNOSAUR_LLM_API_KEY (or use the emulators)")
-        open_store(settings)  # the store is reachable and migrated before any DAG runs
-        passwords, password = _password(home)
-        env = {
-            # Offline the DAGs run at once; against real endpoints (real money) they start paused.
-            **airflow_setup.airflow_env(home, paused=not use_emulators),
-            **airflow_setup.connection_env(settings),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
-        }
-        console.print(f"preparing {home} (metadata database, llm pool) …")
-        airflow_setup.prepare_home(home, env, llm_slots=4)
+    def on_ready(started: Standalone) -> None:
         console.print(
-            f"[bold]Airflow[/] on http://localhost:{port}  login: [bold]{ADMIN}[/] / "
-            f"[bold]{password}[/]  (kept in {passwords})\nCtrl-C stops it.",
+            f"[bold]Airflow[/] on {started.url}  login: [bold]{ADMIN}[/] / "
+            f"[bold]{started.password}[/]  (kept in {started.passwords_file})\nCtrl-C stops it.",
             soft_wrap=True,
         )
-        airflow = airflow_setup.airflow_bin()
-        # `airflow standalone` starts its components as `airflow ...` found on PATH.
-        path = os.pathsep.join([str(Path(airflow).parent), os.environ.get("PATH", "")])
-        proc = subprocess.Popen(
-            [airflow, "standalone"],
-            env={**os.environ, **env, "PATH": path},
-            start_new_session=True,
-        )
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            proc.wait()
-        except KeyboardInterrupt:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if proc.returncode not in (0, -signal.SIGTERM, None):
-            raise typer.Exit(proc.returncode)
+
+    code = run_standalone(
+        settings,
+        home=(home or settings.data_dir / "airflow").expanduser().resolve(),
+        port=port,
+        emulators=emulators,
+        on_step=console.print,
+        on_ready=on_ready,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import typer
-from sqlalchemy.engine import Engine
 
 from dynosaur.cli.common import (
     console,
@@ -20,43 +17,13 @@ from dynosaur.cli.common import (
     table,
 )
 from dynosaur.cli.progress import BarProgress
-from dynosaur.errors import UsageError
 from dynosaur.model import StepSummary
-
-MANUAL = "manual:"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level ``dynosaur`` command."""
     for command in (curate, publish, grow, export, status):
         app.command()(reports_errors(command))
-
-
-def _manual_batch(engine: Engine, run_key: str | None, batch_id: int | None, *, create: bool):
-    """The batch a manual curate/publish works on: given by id or run key, else the newest
-    building manual batch, else (curate only) a new manual one."""
-    from dynosaur import batches
-
-    if batch_id is not None:
-        return batches.get_batch(engine, batch_id)
-    if run_key is not None:
-        found = batches.find_batch(engine, run_key)
-        if found is None and not create:
-            raise UsageError(f"no batch has the run key {run_key!r}")
-        return found or batches.open_batch(engine, run_key)
-    with engine.connect() as conn:
-        newest = conn.execute(
-            sa.text(
-                "SELECT id FROM batch WHERE status = 'building' AND run_key LIKE :m "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            {"m": MANUAL + "%"},
-        ).scalar()
-    if newest is not None:
-        return batches.get_batch(engine, newest)
-    if not create:
-        raise UsageError("no manual batch is building: run dynosaur curate first, or --batch ID")
-    return batches.open_batch(engine, MANUAL + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 RUN_KEY = typer.Option(None, "--run-key", help="Work on the batch of this run key.")
@@ -72,10 +39,11 @@ def curate(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
     Example: dynosaur curate && dynosaur publish
     """
     from dynosaur.curate import curate as curate_batch
+    from dynosaur.pipeline import manual_batch
 
     settings = load_settings()
     engine = store(settings)
-    target = _manual_batch(engine, run_key, batch, create=True)
+    target = manual_batch(engine, run_key=run_key, batch_id=batch, create=True)
     console.print(f"batch {target.id} ({target.run_key})")
     with BarProgress() as progress:
         summary = curate_batch(settings, engine, target.id, progress=progress)
@@ -89,12 +57,13 @@ def publish(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
 
     Example: dynosaur publish --batch 7
     """
-    from dynosaur import batches
+    from dynosaur.pipeline import manual_batch
+    from dynosaur.store.batches import publish_batch
 
     settings = load_settings()
     engine = store(settings)
-    target = _manual_batch(engine, run_key, batch, create=False)
-    done = batches.publish_batch(engine, target.id)
+    target = manual_batch(engine, run_key=run_key, batch_id=batch, create=False)
+    done = publish_batch(engine, target.id)
     shown = f"version {done.version}" if done.version else f"{done.status} ({done.reason})"
     console.print(f"batch {done.id} ({done.run_key}): {shown}")
     figures = {k: v for k, v in done.figures.items() if not isinstance(v, dict)}
@@ -110,21 +79,31 @@ def grow(
     model: str | None = typer.Option(None, help="LLM model (default DYNOSAUR_LLM_MODEL)."),
     tasks_per_config: int | None = typer.Option(None, min=1, max=10, help="Tasks per config."),
     budget: float | None = typer.Option(None, min=0, help="LLM spend cap for this run (USD)."),
-    dry_run: bool = typer.Option(False, help="Estimate LLM tokens and cost; call nothing."),
-    run_key: str | None = typer.Option(None, help="Identity of the run (default from window)."),
+    dry_run: bool = typer.Option(
+        False,
+        help="Discover and collect as usual (those rows are stored), then only estimate the "
+        "LLM's tokens and cost: no LLM call, nothing curated or published.",
+    ),
+    run_key: str | None = typer.Option(
+        None, help="Identity of the run (default: the window and/or the ids)."
+    ),
 ) -> None:
     """The whole growth run in one process: discover, collect, generate, curate, publish.
 
     Without a window or ids it covers the previous UTC day, like the daily Airflow run. The run
-    key (default: the window, or the ids) makes it idempotent: growing the same window again adds
-    nothing and finishes a run that crashed.
+    key (default: the window and/or the ids, named as the growth DAG names them) makes it
+    idempotent: growing the same window or ids again adds nothing and finishes a run that crashed.
+
+    --dry-run discovers and collects as usual (dataset and config rows are stored, like any
+    run's), then estimates the tokens and cost of generation without calling the LLM; it curates
+    and publishes nothing, and its batch stays building for the real run of the same key.
 
     Example: dynosaur grow --since 2024-05-01 --until 2024-05-02
     """
     from dynosaur.pipeline import grow as grow_run
     from dynosaur.pipeline import request_for
 
-    settings = load_settings(llm_model=model, tasks_per_config=tasks_per_config)
+    settings = load_settings()
     engine = store(settings)
     request = request_for(
         since=since,
@@ -195,35 +174,26 @@ def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest fi
 
     Example: dynosaur status
     """
+    from dynosaur.pipeline import status as collection_status
+
     settings = load_settings()
-    engine = store(settings)
-    with engine.connect() as conn:
-        latest = conn.execute(
-            sa.text("SELECT max(version) FROM batch WHERE status = 'published'")
-        ).scalar()
-        rows = conn.execute(
-            sa.text(
-                "SELECT batch_id, version, status, run_key, datasets, configs, tasks_valid, "
-                "tasks_rejected, instances, cost_usd FROM batch_summary "
-                "ORDER BY batch_id DESC LIMIT :n"
-            ),
-            {"n": limit},
-        ).all()
-        waiting = conn.execute(
-            sa.text(
-                "SELECT 'datasets' AS what, status, count(*) FROM hub_dataset GROUP BY status "
-                "UNION ALL SELECT 'configs', status, count(*) FROM dataset_config GROUP BY status "
-                "UNION ALL SELECT 'tasks', status, count(*) FROM task GROUP BY status "
-                "ORDER BY 1, 2"
-            )
-        ).all()
+    now = collection_status(store(settings), batches_shown=limit)
+    latest = now.latest_version
     console.print(f"latest version: {latest if latest is not None else 'none published yet'}")
     columns = ["batch", "version", "status", "run key", "datasets", "configs", "valid", "rejected"]
     console.print(
         table(
             "batches",
             [*columns, "instances", "cost USD"],
-            [(*r[:9], f"{float(r[9]):.4f}") for r in rows],
+            [
+                (
+                    *(b.batch_id, b.version, b.status, b.run_key, b.datasets, b.configs),
+                    *(b.tasks_valid, b.tasks_rejected, b.instances, f"{b.cost_usd:.4f}"),
+                )
+                for b in now.batches
+            ],
         )
     )
-    console.print(table("store", ["rows", "status", "count"], [tuple(r) for r in waiting]))
+    console.print(
+        table("store", ["rows", "status", "count"], [(r.what, r.status, r.count) for r in now.rows])
+    )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 
 from dynosaur.cli.common import console, load_settings, reports_errors, table
-from dynosaur.store import check_connection, get_engine
-from dynosaur.store import status as schema_status
+from dynosaur.store import check_connection, get_engine, schema_status
 from dynosaur.store import upgrade as schema_upgrade
 
 app = typer.Typer(

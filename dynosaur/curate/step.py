@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from psycopg2.extras import execute_values
 from sqlalchemy.engine import Connection, Engine
 
-from dynosaur.batches import BatchStateError, get_batch
 from dynosaur.curate import dedup
 from dynosaur.curate.filters import Rejection, filter_config_tasks
 from dynosaur.curate.instances import Construction, build_instances, clean_text
@@ -29,6 +28,7 @@ from dynosaur.model import FieldInfo, StepSummary, Task, fields_from_json
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
+from dynosaur.store.batches import BatchStateError, get_batch
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.batches import latest_version
 from dynosaur.errors import UsageError
+from dynosaur.store.batches import latest_version
 
 # The original Dynosaur's instance fields, in its order: what every export format carries.
 FIELDS = ("instruction", "input", "output", "license", "website", "taskname")

@@ -1,4 +1,5 @@
-"""Postgres access: the engine (embedded by default), migrations, and the repositories."""
+"""Postgres access: the engine (embedded by default), migrations, and one repository module per
+domain, where every SQL statement of the product lives (``batches``, ``status`` here)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.settings import Settings
 from dynosaur.store.engine import check_connection, dispose_engines, get_engine
-from dynosaur.store.migrations import SchemaStatus, status, upgrade
+from dynosaur.store.migrations import SchemaStatus, schema_status, upgrade
 
 __all__ = [
     "SchemaStatus",
@@ -14,7 +15,7 @@ __all__ = [
     "dispose_engines",
     "get_engine",
     "open_store",
-    "status",
+    "schema_status",
     "upgrade",
 ]
 

@@ -38,7 +38,8 @@ def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server in ``pgdata`` if one runs; return whether one was stopped."""
     import subprocess
 
-    from pgserver._commands import pg_ctl
+    # pgserver creates its command wrappers (pg_ctl, initdb...) when the module is imported.
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     if not (pgdata / "postmaster.pid").exists():
         return False

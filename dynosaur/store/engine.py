@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from dynosaur.errors import StoreError
+from dynosaur.errors import StoreError, UsageError
 from dynosaur.settings import Settings
 from dynosaur.store.embedded import embedded_url
 
@@ -70,3 +71,31 @@ def check_connection(engine: Engine) -> None:
     except sa.exc.OperationalError as exc:
         where = engine.url.render_as_string(hide_password=True)
         raise StoreError(f"cannot connect to the store at {where}: {exc.orig}") from exc
+
+
+def recreate_database(settings: Settings, name: str) -> str:
+    """Drop and create database ``name`` on the store's server; returns its URL.
+
+    Refuses the store's own database and names that are not plain identifiers.
+    """
+    server = sqlalchemy_url(database_url(settings))
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise UsageError(f"{name!r} is not a plain database name ([a-z0-9_], 63 at most)")
+    if settings.database_url and name == server.database:
+        raise UsageError(
+            f"{name!r} is your store's own database, which this would drop: "
+            "give another name (--database)"
+        )
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(
+            f"could not recreate the database {name!r} on "
+            f"{server.render_as_string(hide_password=True)}: {exc.orig}"
+        ) from exc
+    finally:
+        admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)

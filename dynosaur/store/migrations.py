@@ -157,7 +157,7 @@ def _ensure_reader_role(conn: sa.Connection, role: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON "{schema}"."{view}" TO {role}')
 
 
-def status(engine: Engine) -> SchemaStatus:
+def schema_status(engine: Engine) -> SchemaStatus:
     """Applied and pending migrations, row counts of the base tables, and the views."""
     backend = _backend(engine)
     migrations = _migrations()

@@ -20,11 +20,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dynosaur.airflow.setup import connection_env
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.emulators.llm import LLMEmulator
+from dynosaur.pipeline import grow, request_for
 from dynosaur.settings import Settings
-from dynosaur.store.engine import libpq_url
-from tests.conftest import REPO
+from dynosaur.store import batches
+from tests.conftest import REPO, count_rows, pointed_at
 
 pytestmark = pytest.mark.airflow
 
@@ -51,36 +53,26 @@ def dags(airflow_db: None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def hub() -> Iterator[HubEmulator]:
-    with HubEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
 def deployment(
     store: Engine,
     settings: Settings,
-    hub: HubEmulator,
+    hub_emulator: HubEmulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[SimpleNamespace]:
-    """Connections and settings of a deployment that uses the emulators; yields what tests need."""
+    """Connections and settings of a deployment that uses the emulators, given as the
+    ``AIRFLOW_CONN_*`` variables `dynosaur airflow standalone` gives; yields what tests need."""
     with LLMEmulator(invalid_share=0.2, seed=5) as llm:
-        monkeypatch.setenv("AIRFLOW_CONN_DYNOSAUR_STORE", libpq_url(settings.database_url))
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DYNOSAUR_HUB",
-            json.dumps({"conn_type": "generic", "host": hub.url, "extra": {"viewer_url": hub.url}}),
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_DYNOSAUR_LLM",
-            json.dumps({"conn_type": "generic", "host": llm.base_url, "password": "sk-dag-test"}),
-        )
+        for key, value in connection_env(pointed_at(settings, hub_emulator, llm)).items():
+            monkeypatch.setenv(key, value)
         monkeypatch.setenv("DYNOSAUR_READER_ROLE", settings.reader_role)
         monkeypatch.setenv("DYNOSAUR_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("DYNOSAUR_EXPORT_DIR", str(tmp_path / "exports"))
         monkeypatch.setenv("DYNOSAUR_LLM_BACKOFF_S", "0.01")
         monkeypatch.delenv("DYNOSAUR_DATABASE_URL", raising=False)
-        yield SimpleNamespace(store=store, hub=hub, llm=llm, exports=tmp_path / "exports")
+        yield SimpleNamespace(
+            store=store, hub=hub_emulator, llm=llm, settings=settings, exports=tmp_path / "exports"
+        )
 
 
 def _day(value: str) -> datetime:
@@ -96,12 +88,6 @@ def _daily_run(dag: Any, hub: HubEmulator, day: str) -> Any:
 
 def _states(run: Any) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
-
-
-def _counts(engine: Engine) -> dict[str, int]:
-    tables = ("hub_dataset", "dataset_config", "llm_call", "task", "instance", "batch")
-    with engine.connect() as conn:
-        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
 
 
 def _batch_datasets(engine: Engine, version: int) -> set[str]:
@@ -160,11 +146,11 @@ def test_two_daily_intervals_publish_versions_1_and_2_and_a_rerun_adds_nothing(
     assert _created_on(engine, _batch_datasets(engine, 1)) == {"2024-03-02"}
     assert _created_on(engine, _batch_datasets(engine, 2)) == {"2024-03-03"}
 
-    before, calls_before = _counts(engine), len(deployment.llm.request_log)
+    before, calls_before = count_rows(engine), len(deployment.llm.request_log)
     again = _daily_run(growth, deployment.hub, "2024-03-02")
     assert again.state == "success", _states(again)
     assert _states(again)["publish"] == "skipped"  # no new version, no asset event
-    assert _counts(engine) == before
+    assert count_rows(engine) == before
     assert len(deployment.llm.request_log) == calls_before  # nothing paid twice
 
 
@@ -223,7 +209,7 @@ def test_the_export_dag_writes_the_published_version(
 
 
 def test_the_asset_event_names_the_version_the_consumers_export() -> None:
-    from dynosaur.airflow_tasks import version_from_events
+    from dynosaur.airflow.consumers import version_from_events
 
     def event(extra: dict[str, Any]) -> SimpleNamespace:
         return SimpleNamespace(extra=extra)
@@ -267,3 +253,115 @@ def test_a_day_without_new_datasets_records_an_empty_batch_and_announces_nothing
     with deployment.store.connect() as conn:
         batch = conn.execute(sa.text("SELECT status, reason, version FROM batch")).one()
     assert (batch.status, batch.reason, batch.version) == ("empty", "empty_batch", None)
+
+
+def test_explicit_ids_name_the_same_run_from_the_dag_and_from_dynosaur_grow(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    wanted = ["wordsmith/one-liners", "quietlab/country-facts"]
+    deployment.hub.now = _day("2024-03-05")
+    run = dags["dynosaur_growth"].test(run_conf={"dataset_ids": wanted})
+    assert run.state == "success", _states(run)
+    (published,) = batches.published_versions(deployment.store)
+    assert (
+        published.run_key
+        == request_for(ids=wanted).run_key
+        == ("ids:quietlab/country-facts,wordsmith/one-liners")
+    )
+    before = count_rows(deployment.store)
+    # `dynosaur grow --ids` with the same ids (any order) is the same run: already finished.
+    again = grow(deployment.settings, deployment.store, request_for(ids=wanted[::-1]))
+    assert again["already_done"] and again["batch_id"] == published.id
+    assert count_rows(deployment.store) == before
+
+
+def _asset_events(run_id: str, after_id: int) -> list[Any]:
+    """The asset events a growth run emitted, read back from Airflow's metadata database."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.scalars(
+            sa.select(AssetEvent)
+            .where(AssetEvent.id > after_id, AssetEvent.source_run_id == run_id)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [
+            SimpleNamespace(task=e.source_task_id, uri=e.asset.uri, extra=dict(e.extra))
+            for e in events
+        ]
+
+
+def _last_asset_event_id() -> int:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(sa.select(sa.func.max(AssetEvent.id))) or 0
+
+
+def test_publish_announces_the_new_version_with_the_batch_figures(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    from dynosaur.airflow.consumers import version_from_events
+    from dynosaur.airflow.dags import INSTRUCTIONS
+
+    after = _last_asset_event_id()
+    run = _daily_run(dags["dynosaur_growth"], deployment.hub, "2024-03-04")
+    assert run.state == "success", _states(run)
+    (event,) = _asset_events(run.run_id, after)
+    (batch,) = batches.published_versions(deployment.store)
+    assert (event.task, event.uri) == ("publish", INSTRUCTIONS.uri)
+    assert event.extra["version"] == batch.version == 1
+    assert event.extra["batch_id"] == batch.id
+    assert event.extra["run_key"] == request_for(day="2024-03-04").run_key
+    with deployment.store.connect() as conn:
+        instances = conn.execute(
+            sa.text("SELECT count(*) FROM instance WHERE batch_id = :b"), {"b": batch.id}
+        ).scalar_one()
+    assert event.extra["instances"] == instances > 0
+    for figure in ("datasets", "configs", "tasks_valid", "tasks_rejected", "llm_calls"):
+        assert event.extra[figure] == batch.figures[figure], figure
+    assert event.extra["cost_usd"] == pytest.approx(batch.cost_usd)
+    # What the consumers read from it: the version to export or select from.
+    assert version_from_events({"dynosaur_instructions": [event]}) == 1
+
+
+def test_a_step_that_fails_marks_the_batch_failed_and_the_run_failed(
+    dags: dict[str, Any], deployment: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.system.cluster import free_port
+
+    growth = dags["dynosaur_growth"]
+    nowhere = f"http://127.0.0.1:{free_port()}"  # the Hub cannot be reached: discover fails
+    hub_conn = connection_env(
+        deployment.settings.model_copy(update={"hub_endpoint": nowhere, "viewer_url": nowhere})
+    )["AIRFLOW_CONN_DYNOSAUR_HUB"]
+    with monkeypatch.context() as down:
+        down.setenv("AIRFLOW_CONN_DYNOSAUR_HUB", hub_conn)
+        down.setenv("DYNOSAUR_HUB_MAX_RETRIES", "0")
+        failed = _daily_run(growth, deployment.hub, "2024-03-02")
+    states = _states(failed)
+    assert failed.state == "failed", states
+    assert (states["start"], states["discover"]) == ("success", "failed")
+    assert states["publish"] == "upstream_failed" and states["mark_failed"] == "success"
+    batch = batches.find_batch(deployment.store, request_for(day="2024-03-02").run_key)
+    assert batch is not None and (batch.status, batch.reason) == ("failed", "run_failed")
+    assert failed.run_id in (batch.message or "")
+
+    # The Hub is back: running the interval again reopens the same batch and publishes it.
+    again = _daily_run(growth, deployment.hub, "2024-03-02")
+    assert again.state == "success", _states(again)
+    (published,) = batches.published_versions(deployment.store)
+    assert (published.id, published.version) == (batch.id, 1)
+
+
+def test_mark_failed_runs_when_start_itself_failed(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    # Half a window: the request is invalid, so start fails before opening a batch.
+    run = dags["dynosaur_growth"].test(run_conf={"window_start": "2024-03-01T00:00:00Z"})
+    states = _states(run)
+    assert run.state == "failed", states
+    assert states["start"] == "failed" and states["mark_failed"] == "success"
+    assert count_rows(deployment.store, ("batch",)) == {"batch": 0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dynosaur.demo import recreate_database
 from dynosaur.errors import DynosaurError
 from dynosaur.settings import Settings
-from dynosaur.store.engine import sqlalchemy_url
+from dynosaur.store.engine import recreate_database, sqlalchemy_url
+from tests.conftest import command_env
 
 pytestmark = pytest.mark.airflow
 
@@ -23,13 +22,12 @@ def test_the_demo_grows_three_versions_and_prints_the_summary(
     settings: Settings, tmp_path: Path
 ) -> None:
     name = f"dynosaur_demo_test_{uuid.uuid4().hex[:8]}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DYNOSAUR_"))},
-        "DYNOSAUR_DATABASE_URL": settings.database_url,
-        "DYNOSAUR_READER_ROLE": settings.reader_role,
-        "DYNOSAUR_DATA_DIR": str(tmp_path / "data"),
-        "COLUMNS": "160",
-    }
+    env = command_env(
+        DYNOSAUR_DATABASE_URL=settings.database_url,
+        DYNOSAUR_READER_ROLE=settings.reader_role,
+        DYNOSAUR_DATA_DIR=str(tmp_path / "data"),
+        COLUMNS="160",
+    )
     dynosaur = Path(sys.executable).parent / "dynosaur"
     try:
         done = subprocess.run(
@@ -40,7 +38,7 @@ def test_the_demo_grows_three_versions_and_prints_the_summary(
         out = done.stdout
         for day, version in (("2024-03-02", 1), ("2024-03-03", 2), ("2024-03-04", 3)):
             assert f"{day}: version {version}:" in out
-        assert "rejection_by_reason" in out and "duplicate_in_store" in out
+        assert "outcome_by_reason" in out and "duplicate_in_store" in out
         assert "sql/queries/tasks_by_category.sql" in out
         assert "sql/queries/licenses_in_version.sql" in out
         demo = sa.create_engine(sqlalchemy_url(settings.database_url).set(database=name))

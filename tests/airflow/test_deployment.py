@@ -102,8 +102,8 @@ def test_store_connection_points_at_the_store_service() -> None:
 
 
 def test_compose_connections_map_onto_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The JSON connections in the compose file are what dynosaur/connections.py reads."""
-    from dynosaur.connections import settings_from_airflow
+    """The JSON connections in the compose file are what dynosaur/airflow/connections.py reads."""
+    from dynosaur.airflow.connections import settings_from_airflow
 
     env = env_of("airflow-scheduler")
     for key, value in env.items():

@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur import batches
-from dynosaur.batches import BatchStateError
 from dynosaur.curate import curate
 from dynosaur.model import Window
 from dynosaur.settings import Settings
+from dynosaur.store import batches
+from dynosaur.store.batches import BatchStateError
 from tests.curate.factory import StoreFactory
 
 

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur import batches
 from dynosaur.curate import curate
 from dynosaur.errors import UsageError
 from dynosaur.export import FIELDS, export
 from dynosaur.settings import Settings
+from dynosaur.store import batches
 from tests.curate.factory import StoreFactory
 
 

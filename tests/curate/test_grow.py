@@ -17,11 +17,11 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from dynosaur import batches
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.pipeline import grow, request_for
 from dynosaur.settings import Settings
+from dynosaur.store import batches
 
 COUNTED = ("hub_dataset", "dataset_config", "generation", "llm_call", "task", "instance", "batch")
 
@@ -122,18 +122,18 @@ def _now(hub: HubEmulator) -> dict:
 
 CRASH_AFTER_CURATE = """
 import json, os, signal, sys
-from dynosaur.pipeline import (collect_step, curate_step, discover_step, generate_queue_step,
-                               generate_step, request_for, start_run)
+from dynosaur.pipeline import (begin_run, collect_step, curate_step, discover_step,
+                               generate_queue_step, generate_step, request_for)
 from dynosaur.settings import Settings
 from dynosaur.store import open_store
 
 settings = Settings.model_validate_json(sys.argv[1])
 engine = open_store(settings)
 req = request_for(day="2024-03-02")
-batch = start_run(settings, engine, req)
+batch = begin_run(engine, req).batch_id
 collect_step(settings, engine, discover_step(settings, engine, req))
 generate_step(settings, engine, generate_queue_step(settings, engine, req), req)
-curate_step(settings, engine, batch)
+curate_step(settings, engine, req, batch)
 os.kill(os.getpid(), signal.SIGKILL)  # the worker dies before publish
 """
 

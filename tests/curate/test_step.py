@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from dynosaur import batches
 from dynosaur.curate import step
 from dynosaur.curate.step import claim_configs, curate
 from dynosaur.model import FieldInfo
 from dynosaur.settings import Settings
+from dynosaur.store import batches
 from tests.curate.factory import StoreFactory
 
 

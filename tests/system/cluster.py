@@ -24,6 +24,15 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 
+# How long a system test waits for Airflow, at most. Generous on purpose: on a loaded machine
+# (two cores, another test run beside this one) starting the components, parsing the DAG files
+# and running tasks take many times longer than on an idle one; a slow machine is not a failure.
+# Every wait polls for its condition and returns as soon as it holds, so an idle machine pays
+# nothing for these margins.
+START_S = 600  # metadata database migrated, api-server answering
+PARSE_S = 600  # the dag-processor has parsed a DAG file
+RUN_S = 1200  # a DAG run finished
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -67,7 +76,8 @@ class Cluster:
         return (self.home / f"{name}.out").read_text(errors="replace")
 
 
-def _wait_http(url: str, proc: subprocess.Popen, deadline: float) -> None:
+def wait_for_http(url: str, proc: subprocess.Popen, deadline: float) -> None:
+    """Poll ``url`` until it answers below 500; fail at once if ``proc`` (its server) exited."""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
@@ -90,7 +100,7 @@ def airflow_cluster(
     home: Path,
     extra_env: dict[str, str] | None = None,
     workers: int = 2,
-    start_timeout: float = 180.0,
+    start_timeout: float = START_S,
 ) -> Iterator[Cluster]:
     """Start the deployment, yield it, stop every process (also on failure)."""
     port = free_port()
@@ -141,18 +151,18 @@ def airflow_cluster(
 
     try:
         subprocess.run(
-            [airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
+            [airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=START_S
         )
         subprocess.run(
             [airflow, "pools", "set", "llm", "4", "LLM calls"],
             env=env,
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=START_S,
         )
         deadline = time.monotonic() + start_timeout
         api = start("api-server", "api-server", "--port", str(port))
-        _wait_http(f"{api_url}/api/v2/monitor/health", api, deadline)
+        wait_for_http(f"{api_url}/api/v2/monitor/health", api, deadline)
         start("scheduler", "scheduler")
         start("dag-processor", "dag-processor")
         for i in range(1, workers + 1):
@@ -172,15 +182,25 @@ def airflow_cluster(
         yield cluster
     finally:
         for proc in cluster.processes.values():
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+            stop_group(proc, wait=False)
         for proc in cluster.processes.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, *, wait: bool = True, grace_s: float = 90) -> None:
+    """SIGTERM the process group a test started (``start_new_session``); with ``wait``, wait for
+    it to end, then SIGKILL the group if it is still there after ``grace_s``."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    if not wait:
+        return
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_for_dag(client: httpx.Client, dag_id: str, deadline: float) -> dict[str, Any]:

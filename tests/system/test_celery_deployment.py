@@ -16,15 +16,23 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REPO
+from tests.conftest import REPO, pointed_at
 from tests.system.cluster import (
+    PARSE_S,
+    RUN_S,
+    START_S,
     airflow_cluster,
     wait_for_dag,
     wait_for_run,
     wait_for_triggered_run,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.airflow]
+# Loaded-machine safe: generous polling waits (see tests/system/cluster.py) within this limit.
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.airflow,
+    pytest.mark.timeout(START_S + PARSE_S + 3 * RUN_S + 300),
+]
 
 REDIS = ("127.0.0.1", 6379)
 
@@ -47,10 +55,10 @@ def redis_url() -> str:
 def test_growth_dag_runs_on_two_celery_workers(
     databases, settings, redis_url, tmp_path: Path
 ) -> None:
+    from dynosaur.airflow.setup import connection_env
     from dynosaur.emulators.hub import HubEmulator
     from dynosaur.emulators.llm import LLMEmulator
     from dynosaur.model import parse_utc
-    from dynosaur.store.engine import libpq_url
 
     metadata_url = databases.create("airflow_meta")  # SQLAlchemy URL (psycopg2 driver)
     store_url = databases.create("system_store")
@@ -58,19 +66,9 @@ def test_growth_dag_runs_on_two_celery_workers(
         HubEmulator(now=parse_utc("2024-03-03T00:00:00")) as hub,
         LLMEmulator() as llm,
     ):
+        deployed = pointed_at(settings, hub, llm).model_copy(update={"database_url": store_url})
         env = {
-            "AIRFLOW_CONN_DYNOSAUR_STORE": libpq_url(store_url),
-            "AIRFLOW_CONN_DYNOSAUR_HUB": json.dumps(
-                {"conn_type": "generic", "host": hub.url, "extra": {"viewer_url": hub.url}}
-            ),
-            "AIRFLOW_CONN_DYNOSAUR_LLM": json.dumps(
-                {
-                    "conn_type": "generic",
-                    "host": llm.base_url,
-                    "password": "sk-system-test",
-                    "extra": {"model": "gpt-4o-mini"},
-                }
-            ),
+            **connection_env(deployed),
             "DYNOSAUR_READER_ROLE": settings.reader_role,
             "DYNOSAUR_DATA_DIR": str(tmp_path / "data"),
             "DYNOSAUR_EXPORT_DIR": str(tmp_path / "exports"),
@@ -84,7 +82,7 @@ def test_growth_dag_runs_on_two_celery_workers(
             extra_env=env,
         ) as cluster:
             client = cluster.client()
-            wait_for_dag(client, "dynosaur_growth", time.monotonic() + 180)
+            wait_for_dag(client, "dynosaur_growth", time.monotonic() + PARSE_S)
             answer = client.post(
                 "/dags/dynosaur_growth/dagRuns",
                 json={
@@ -98,7 +96,7 @@ def test_growth_dag_runs_on_two_celery_workers(
             )
             assert answer.status_code == 200, answer.text
             run_id = answer.json()["dag_run_id"]
-            state = wait_for_run(client, "dynosaur_growth", run_id, time.monotonic() + 480)
+            state = wait_for_run(client, "dynosaur_growth", run_id, time.monotonic() + RUN_S)
             tis = client.get(
                 f"/dags/dynosaur_growth/dagRuns/{run_id}/taskInstances", params={"limit": 200}
             ).json()["task_instances"]
@@ -107,7 +105,7 @@ def test_growth_dag_runs_on_two_celery_workers(
             if state == "success":
                 for dag_id in ("dynosaur_export", "dynosaur_select"):
                     consumers[dag_id] = wait_for_triggered_run(
-                        client, dag_id, time.monotonic() + 300
+                        client, dag_id, time.monotonic() + RUN_S
                     )["state"]
             logs = cluster.log_text()
 

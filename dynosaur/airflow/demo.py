@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -22,14 +21,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dynosaur.errors import DynosaurError
-from dynosaur.model import Window
+from dynosaur.pipeline import request_for
 from dynosaur.settings import Settings
-from dynosaur.store.engine import database_url, sqlalchemy_url
+from dynosaur.store import batches
+from dynosaur.store import status as figures
+from dynosaur.store.engine import recreate_database, sqlalchemy_url
+from dynosaur.store.status import BatchSummary, ReasonCount
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class DemoResult:
     llm_url: str
     airflow_home: Path
     days: list[DemoDay]
-    versions: list[dict[str, Any]]
-    rejections: list[tuple[str, str, str, int]]
+    versions: list[BatchSummary]
+    outcomes: list[ReasonCount]
     queries: list[QueryResult]
     export_files: list[str]
     seconds: float
@@ -81,31 +82,6 @@ class DemoResult:
     @property
     def ok(self) -> bool:
         return all(day.state == "success" for day in self.days)
-
-
-def recreate_database(settings: Settings, name: str = DEMO_DATABASE) -> str:
-    """Drop and create database ``name`` on the configured server; returns its URL."""
-    server = sqlalchemy_url(database_url(settings))
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise DynosaurError(f"{name!r} is not a plain database name ([a-z0-9_], 63 at most)")
-    if settings.database_url and name == server.database:
-        raise DynosaurError(
-            f"{name!r} is your store's own database: the demo recreates its database, "
-            "so give it another name (--database)"
-        )
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.SQLAlchemyError as exc:
-        raise DynosaurError(
-            f"could not recreate the demo database {name!r} on "
-            f"{server.render_as_string(hide_password=True)}: {exc.orig or exc}"
-        ) from exc
-    finally:
-        admin.dispose()
-    return server.set(database=name).render_as_string(hide_password=False)
 
 
 def _query_question(text: str) -> str:
@@ -127,43 +103,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _summaries(engine: Engine) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, int]]]:
-    with engine.connect() as conn:
-        versions = [
-            dict(row._mapping)
-            for row in conn.execute(
-                sa.text(
-                    "SELECT version, window_start, datasets, configs, tasks_valid, "
-                    "tasks_rejected, instances, llm_calls, cost_usd FROM batch_summary "
-                    "WHERE status = 'published' ORDER BY version"
-                )
-            )
-        ]
-        rejections = [
-            (row.entity, row.status, row.reason, int(row.n))
-            for row in conn.execute(
-                sa.text("SELECT * FROM rejection_by_reason ORDER BY n DESC, entity, reason")
-            )
-        ]
-    return versions, rejections
-
-
 def _queries(engine: Engine, version: int) -> list[QueryResult]:
     from dynosaur.store.migrations import sql_dir
 
     results = []
-    with engine.connect() as conn:
-        for name in DEMO_QUERIES:
-            text = (sql_dir() / "queries" / name).read_text(encoding="utf-8")
-            rows = conn.execute(sa.text(text), {"version": version})
-            results.append(
-                QueryResult(
-                    file=f"sql/queries/{name}",
-                    question=_query_question(text),
-                    columns=list(rows.keys()),
-                    rows=[tuple(_plain(v) for v in r) for r in rows],
-                )
+    for name in DEMO_QUERIES:
+        text = (sql_dir() / "queries" / name).read_text(encoding="utf-8")
+        answer = figures.run_query(engine, text, {"version": version})
+        results.append(
+            QueryResult(
+                file=f"sql/queries/{name}",
+                question=_query_question(text),
+                columns=answer.columns,
+                rows=[tuple(_plain(v) for v in row) for row in answer.rows],
             )
+        )
     return results
 
 
@@ -180,7 +134,7 @@ def run_demo(
     Changes this process's environment (Airflow's configuration and connections): run it in a
     process of its own, before anything imports Airflow.
     """
-    from dynosaur import airflow_setup
+    from dynosaur.airflow import setup
     from dynosaur.emulators.hub import HubEmulator
     from dynosaur.emulators.llm import LLMEmulator
     from dynosaur.store import open_store
@@ -213,18 +167,18 @@ def run_demo(
         engine = open_store(demo)
         hub_url, llm_url = hub.url, llm.base_url
         env = {
-            **airflow_setup.airflow_env(home, quiet=True),
-            **airflow_setup.connection_env(demo),
+            **setup.airflow_env(home, quiet=True),
+            **setup.connection_env(demo),
             "DYNOSAUR_EXPORT_DIR": str(exports),
             "DYNOSAUR_DATA_DIR": str(settings.data_dir),
         }
         os.environ.update(env)
         say("migrating Airflow's metadata database (SQLite)")
-        airflow_setup.prepare_home(home, env, llm_slots=4)
+        setup.prepare_home(home, env)
         say("parsing the DAGs")
         from airflow.dag_processing.dagbag import DagBag
 
-        bag = DagBag(dag_folder=str(airflow_setup.dags_folder()))
+        bag = DagBag(dag_folder=str(setup.dags_folder()))
         if bag.import_errors:
             raise DynosaurError(f"the DAG files do not import: {bag.import_errors}")
         for dag in bag.dags.values():
@@ -243,13 +197,9 @@ def run_demo(
             result.failed_tasks = sorted(
                 ti.task_id for ti in run.get_task_instances() if ti.state == "failed"
             )
-            with engine.connect() as conn:
-                row = conn.execute(
-                    sa.text("SELECT version, figures FROM batch WHERE run_key = :k"),
-                    {"k": f"window:{Window.day(start).key()}"},
-                ).first()
-            if row is not None:
-                result.version, result.figures = row.version, dict(row.figures or {})
+            batch = batches.find_batch(engine, request_for(day=start).run_key)
+            if batch is not None:
+                result.version, result.figures = batch.version, dict(batch.figures)
             results.append(result)
             if on_day:
                 on_day(result)
@@ -261,8 +211,9 @@ def run_demo(
             exported = bag.dags["dynosaur_export"].test()
             if str(exported.state) == "success":
                 export_files = sorted(str(p) for p in exports.rglob("*") if p.is_file())
-        versions, rejections = _summaries(engine)
-        latest = max((v["version"] for v in versions), default=None)
+        versions = figures.batch_summaries(engine, published_only=True)
+        outcomes = figures.outcomes_by_reason(engine)
+        latest = batches.latest_version(engine)
         queries = _queries(engine, latest) if latest else []
     engine.dispose()
     return DemoResult(
@@ -272,7 +223,7 @@ def run_demo(
         airflow_home=home,
         days=results,
         versions=versions,
-        rejections=rejections,
+        outcomes=outcomes,
         queries=queries,
         export_files=export_files,
         seconds=time.monotonic() - started,

@@ -1,4 +1,4 @@
-"""Airflow connections mapped onto :class:`~dynosaur.settings.Settings` (the only Airflow seam).
+"""Airflow connections mapped onto :class:`~dynosaur.settings.Settings`.
 
 Three connections, all optional; what a connection does not set comes from ``DYNOSAUR_*``:
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 
 from dynosaur.settings import Settings, get_settings
 
@@ -80,3 +80,12 @@ def settings_from_airflow(**overrides: Any) -> Settings:
             values["viewer_url"] = hub.extra_dejson["viewer_url"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return get_settings(**values)
+
+
+def settings_and_store() -> tuple[Settings, Engine]:
+    """What every task body starts with: the settings from the Airflow connections and the
+    store, reachable and migrated."""
+    from dynosaur.store import open_store
+
+    settings = settings_from_airflow()
+    return settings, open_store(settings)

@@ -13,18 +13,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dynosaur.connections import HUB_CONN_ID, LLM_CONN_ID, STORE_CONN_ID
+from dynosaur.airflow import LLM_POOL
+from dynosaur.airflow.connections import HUB_CONN_ID, LLM_CONN_ID, STORE_CONN_ID
 from dynosaur.errors import UsageError
 from dynosaur.settings import Settings
 from dynosaur.store.engine import database_url, libpq_url
 
-LLM_POOL = "llm"
+# LLM calls in flight across all runs: the slots of the `llm` pool an Airflow home starts with.
+LLM_SLOTS = 4
 
 
 def dags_folder() -> Path:
     """Our DAG files: inside the installed package (wheel), else at the top of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "dags", here.parent / "dags"):
+    package = Path(__file__).resolve().parents[1]  # dynosaur/
+    for candidate in (package / "dags", package.parent / "dags"):
         if (candidate / "dynosaur_growth.py").is_file():
             return candidate
     raise UsageError("the DAG files were not found next to the dynosaur package")
@@ -93,7 +95,7 @@ def _airflow(args: list[str], env: dict[str, str], what: str) -> None:
         raise UsageError(f"{what} failed (airflow {' '.join(args)}): " + " | ".join(tail))
 
 
-def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int) -> None:
+def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int = LLM_SLOTS) -> None:
     """Migrate the metadata database and create the ``llm`` pool (both idempotent)."""
     home.mkdir(parents=True, exist_ok=True)
     _airflow(["db", "migrate"], env, "migrating Airflow's metadata database")

@@ -6,6 +6,8 @@
 
 Version N of the collection is every published batch with ``version <= N`` (``collection_at(N)``
 in SQL). A batch is identified by its run key, so re-running a run finds its batch again.
+
+Every SQL statement about batches lives here; :mod:`dynosaur.pipeline` decides when to call them.
 """
 
 from __future__ import annotations
@@ -17,16 +19,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dynosaur.errors import DynosaurError
+from dynosaur.errors import BatchStateError
 from dynosaur.model import Window
 from dynosaur.reasons import Reason, describe
 
 # Serialises publishers, so versions are handed out one at a time.
 PUBLISH_LOCK = 0x44594E01
 
-
-class BatchStateError(DynosaurError):
-    """The batch is not in a state that allows the operation (e.g. publishing a failed batch)."""
+__all__ = [
+    "Batch",
+    "BatchStateError",
+    "batch_figures",
+    "fail_batch",
+    "find_batch",
+    "get_batch",
+    "latest_version",
+    "newest_building",
+    "open_batch",
+    "publish_batch",
+    "published_versions",
+]
 
 
 @dataclass(frozen=True)
@@ -76,11 +88,24 @@ def get_batch(conn: Connection | Engine, batch_id: int) -> Batch:
     return _batch(row)
 
 
-def find_batch(engine: Engine, run_key: str) -> Batch | None:
+def find_batch(engine: Connection | Engine, run_key: str) -> Batch | None:
     """The batch of a run key, if that run has started."""
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         row = conn.execute(
             sa.text(f"SELECT {_COLUMNS} FROM batch WHERE run_key = :k"), {"k": run_key}
+        ).first()
+    return _batch(row) if row is not None else None
+
+
+def newest_building(engine: Engine, run_key_prefix: str) -> Batch | None:
+    """The newest batch still building whose run key starts with ``run_key_prefix``."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                f"SELECT {_COLUMNS} FROM batch WHERE status = 'building' "
+                "AND left(run_key, length(:p)) = :p ORDER BY id DESC LIMIT 1"
+            ),
+            {"p": run_key_prefix},
         ).first()
     return _batch(row) if row is not None else None
 
