@@ -226,7 +226,9 @@ def _read(completion: object) -> tuple[str, str | None, int | None, int | None, 
         text = message.get("refusal") or ""
     if not isinstance(text, str):
         raise _Malformed("the message content is not text")
-    usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
+    usage = completion.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     finish_reason = choices[0].get("finish_reason")
     model = completion.get("model")
     return (
