@@ -57,6 +57,23 @@ def test_every_config_ends_terminal_and_nothing_is_paid_twice_under_20_percent_f
     assert again.counts == summary.counts
 
 
+def test_requests_on_the_wire_reach_and_never_exceed_the_concurrency(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 12)
+    # The emulator answers in groups of 4 (each request waits for the group to fill), so a
+    # fan-out that keeps 4 requests in flight shows a peak of exactly 4 at the server, however
+    # slow the machine (it cannot send a fifth before an answer); one that sent fewer would never
+    # fill a group and time out. The latency keeps each released group in progress a while, so
+    # a fan-out that sent a fifth request at once would be seen doing it.
+    llm = emulator(hold=4, latency=0.05)
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=4, llm_timeout_s=120)
+    summary = generate(tuned, store, ids, run_key="r")
+    assert summary.figures["calls_succeeded"] == summary.figures["calls_sent"] == 12
+    assert llm.peak_in_progress == 4
+    assert llm.status_counts == {200: 12}
+
+
 def test_tasks_are_stored_for_curate_with_raw_text_and_parts(
     store: Engine, settings: Settings, emulator
 ) -> None:
