@@ -113,7 +113,7 @@ class LLMClient:
         Exponential with jitter (a random 50-100% of ``backoff * 2**(attempt-1)``), never shorter
         than the server's Retry-After, never longer than ``llm_backoff_max_s``.
         """
-        exponential = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+        exponential = min(self.backoff_max_s, self.backoff_s * 2.0 ** (attempt - 1))
         wait = exponential * (0.5 + 0.5 * self._rng.random())
         if retry_after is not None:
             wait = max(wait, retry_after)
