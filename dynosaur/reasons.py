@@ -1,7 +1,7 @@
 """Every reason code the pipeline stores, with the stage that sets it and what it means.
 
 Reasons are data: ``dynosaur db upgrade`` copies this catalogue into the ``reason`` table, and
-every ``reason``/``error`` column references it, so an unknown code cannot be stored and SQL can
+every ``reason`` column references it, so an unknown code cannot be stored and SQL can
 join a code to its description. Add a member here before storing a new code.
 """
 
@@ -111,7 +111,10 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         Stage.GENERATE,
         "The run's LLM budget was reached before this call started; a later run sends it.",
     ),
-    Reason.LLM_AUTH_ERROR: (Stage.GENERATE, "The LLM endpoint rejected the API key."),
+    Reason.LLM_AUTH_ERROR: (
+        Stage.GENERATE,
+        "The LLM endpoint rejected the API key; a later run with a valid key sends the call.",
+    ),
     Reason.LLM_BAD_REQUEST: (Stage.GENERATE, "The LLM endpoint rejected the request as invalid."),
     Reason.LLM_RATE_LIMITED: (Stage.GENERATE, "Still rate-limited (HTTP 429) after retries."),
     Reason.LLM_SERVER_ERROR: (Stage.GENERATE, "The LLM endpoint kept failing (HTTP 5xx)."),

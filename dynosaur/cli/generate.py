@@ -42,9 +42,9 @@ def generate_command(
 ) -> None:
     """Propose up to N tasks per collected config (the LLM step), through the call ledger.
 
-    Configs still 'collected' are sent, oldest first; an answer already in the ledger is reused
-    and never paid again. When the budget is reached no new call starts: the rest stay
-    'collected' (reason budget_exhausted) for a later run.
+    Configs 'collected' or 'deferred' are sent, oldest first; an answer already in the ledger is
+    reused and never paid again. When the budget is reached no new call starts: the rest are
+    'deferred' (reason budget_exhausted) to a later run.
 
     Example: dynosaur generate --limit 100 --budget 0.50
     """

@@ -20,7 +20,14 @@ truncated content (cut mid-JSON, ``finish_reason: "length"``); plus latency and 
 ``request_log`` (and the JSONL file ``request_log_path``) holds one entry per request: time,
 model, messages_sha256 (``sha256(json.dumps(messages, sort_keys=True))``), dataset, config,
 status, attempt, outcome (``{"policy": "replay"|"derive"|"none", "tasks": n, "invalid": [...]}``
-and ``"fault": "rate_limited"|"server_error"|"hang"|"malformed"|"truncated"`` when injected).
+and ``"fault": "rate_limited"|"server_error"|"hang"|"malformed"|"truncated"`` when injected). An
+entry is written before its answer is sent, so a client that has its answer finds it in the log.
+
+Concurrency is measured here, at the server: ``peak_in_progress`` is the most chat-completions
+requests the server held at once (received, not yet answered). ``hold=N`` answers requests in
+groups of N: each waits until N requests are waiting, so a client that keeps N requests in
+flight shows a peak of exactly N however slow the machine, and one that sends more than N at
+once shows more.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from dynosaur.emulators._server import (
     json_response,
     send_response,
 )
-from dynosaur.emulators.tasks import TaskAnswer, derive, load_reference, replay, requested_tasks
+from dynosaur.emulators.tasks import EmulatedAnswer, derive, load_reference, replay, requested_tasks
 from dynosaur.generate.blocks import DatasetBlock, parse_last_block
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-3.5-turbo")
@@ -156,6 +163,7 @@ class LLMApp:
         hang_seconds: float,
         seed: int,
         log: RequestLog,
+        hold: int = 0,
         server: BackgroundServer | None = None,
     ) -> None:
         self.reference = reference
@@ -176,12 +184,21 @@ class LLMApp:
         self.seed = seed
         self.dice = Dice(seed)
         self.log = log
+        if hold < 0:
+            raise ValueError(f"hold must be 0 or more, got {hold}")
+        self.hold = hold
         self.server = server
+        # Chat-completions requests received and not answered yet, and the most at once (both
+        # changed on the server's event loop only).
+        self.in_progress = 0
+        self.peak_in_progress = 0
+        self._held: list[asyncio.Future[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        chat = request.url.path.rstrip("/").endswith("/chat/completions")
         entry: dict[str, Any] = {
             "time": time.time(),
             "model": None,
@@ -191,13 +208,22 @@ class LLMApp:
             "attempt": None,
             "outcome": None,
         }
-        response = await call_safely(
-            lambda r: self._route(r, entry), request, self._error, (ErrorAnswer,)
-        )
-        status = await send_response(response, scope, receive, send)
-        if request.url.path.rstrip("/").endswith("/chat/completions"):
-            entry["status"] = status or response.status_code
+        if chat:
+            self.in_progress += 1
+            self.peak_in_progress = max(self.peak_in_progress, self.in_progress)
+        try:
+            response = await call_safely(
+                lambda r: self._route(r, entry), request, self._error, (ErrorAnswer,)
+            )
+        finally:
+            if chat:
+                self.in_progress -= 1
+        if chat:
+            # Logged (and counted out) before the answer leaves: once the client has its answer,
+            # the log holds the entry, and the next request it sends finds this one finished.
+            entry["status"] = response.status_code
             self.log.append(entry)
+        await send_response(response, scope, receive, send)
 
     @staticmethod
     def _error(exc: Exception) -> Response:
@@ -233,6 +259,7 @@ class LLMApp:
                 "We could not parse the JSON body of your request. (HINT: This likely means "
                 "you aren't using your HTTP library correctly.)",
             ) from None
+        await self._wait_for_group()
         messages = body["messages"]
         digest = messages_sha256(messages)
         user_text = "\n".join(message_text(m) for m in messages if m.get("role") == "user")
@@ -327,6 +354,25 @@ class LLMApp:
             headers={"x-request-id": f"req_{digest[:16]}_{attempt}"},
         )
 
+    async def _wait_for_group(self) -> None:
+        """With ``hold``: wait until ``hold`` requests wait (or the server stops)."""
+        if self.hold <= 1:
+            return
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._held.append(arrived)
+        if len(self._held) >= self.hold:
+            group, self._held = self._held, []
+            for future in group:
+                future.set_result(None)
+        if self.server is None:
+            await arrived
+            return
+        stopped = asyncio.ensure_future(self.server.hangs.wait(self.hang_seconds))
+        try:
+            await asyncio.wait({arrived, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+
     def _fault(self, draw: float) -> str | None:
         edge = 0.0
         for name, rate in self.rates.items():
@@ -335,17 +381,17 @@ class LLMApp:
                 return name
         return None
 
-    def _tasks(self, block: DatasetBlock | None, text: str) -> TaskAnswer:
+    def _tasks(self, block: DatasetBlock | None, text: str) -> EmulatedAnswer:
         if block is None:
-            return TaskAnswer([], "none")
+            return EmulatedAnswer([], "none")
         limit = requested_tasks(text)
         replayed = replay(block, self.reference, limit)
         if replayed is not None:
-            return TaskAnswer(replayed, "replay")
+            return EmulatedAnswer(replayed, "replay")
         return derive(block, limit, self.invalid_share, self.seed)
 
     @staticmethod
-    def _content(answer: TaskAnswer, body: dict[str, Any]) -> str:
+    def _content(answer: EmulatedAnswer, body: dict[str, Any]) -> str:
         response_format = body.get("response_format")
         kind = response_format.get("type") if isinstance(response_format, dict) else None
         if kind in ("json_schema", "json_object"):
@@ -384,6 +430,7 @@ class LLMEmulator(ServedEmulator):
         hang_seconds: float = 3600,
         seed: int = 0,
         request_log_path: Path | None = None,
+        hold: int = 0,
         *,
         port: int = 0,
         host: str = "127.0.0.1",
@@ -403,6 +450,7 @@ class LLMEmulator(ServedEmulator):
             hang_seconds=hang_seconds,
             seed=seed,
             log=self._log,
+            hold=hold,
         )
         self._server = BackgroundServer(self.app, host=host, port=port)
         self.app.server = self._server
@@ -421,3 +469,8 @@ class LLMEmulator(ServedEmulator):
     def status_counts(self) -> dict[int, int]:
         """Chat-completions requests answered per HTTP status since the start."""
         return dict(self._log.statuses())
+
+    @property
+    def peak_in_progress(self) -> int:
+        """The most chat-completions requests the server held at once since the start."""
+        return self.app.peak_in_progress

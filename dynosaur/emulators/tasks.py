@@ -80,9 +80,10 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class TaskAnswer:
-    """What the emulator answers: the task items (dicts, or strings for unparseable ones),
-    the policy that made them and the invalid kinds injected (in task order)."""
+class EmulatedAnswer:
+    """What the emulator answers a prompt with: the task items (dicts, or strings for
+    unparseable ones), the policy that made them and the invalid kinds injected (in task order).
+    Not a task: the pipeline's task is :class:`dynosaur.model.Task`."""
 
     tasks: list[Any]
     policy: str
@@ -258,7 +259,7 @@ def _invalidate(task: dict[str, Any], kind: str, fields: Iterable[str]) -> Any:
     return f"{task['instruction']} (inputs: {inputs}; output: {task['output_field']})"
 
 
-def derive(block: DatasetBlock, limit: int, invalid_share: float, seed: int = 0) -> TaskAnswer:
+def derive(block: DatasetBlock, limit: int, invalid_share: float, seed: int = 0) -> EmulatedAnswer:
     """Up to ``limit`` tasks made from the block's fields, the same for the same block."""
     rng = _seed(block, seed)
     candidates = _candidates(block)
@@ -281,4 +282,4 @@ def derive(block: DatasetBlock, limit: int, invalid_share: float, seed: int = 0)
             tasks.append(_invalidate(task, kind, block.fields))
         else:
             tasks.append(task)
-    return TaskAnswer(tasks, "derive", invalid)
+    return EmulatedAnswer(tasks, "derive", invalid)

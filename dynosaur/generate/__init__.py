@@ -5,6 +5,11 @@ The step's API (the CLI, ``dynosaur grow`` and the Airflow DAG call exactly thes
     generate_queue(settings, engine, *, limit=None) -> list[int]
     generate(settings, engine, config_ids, *, run_key, budget_usd=None, dry_run=False,
              progress=None) -> StepSummary
+
+Inside: ``step`` (the entry point), ``jobs`` (what to send), ``fanout`` (sending, bounded),
+``recording`` (writing answers), ``batcher`` (batched store round trips), ``estimate`` (the dry
+run), ``ledger`` (claiming rules); the SQL is in ``dynosaur.store.ledger`` and
+``dynosaur.store.generations``.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class LLMClient:
         Exponential with jitter (a random 50-100% of ``backoff * 2**(attempt-1)``), never shorter
         than the server's Retry-After, never longer than ``llm_backoff_max_s``.
         """
-        exponential = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+        exponential = min(self.backoff_max_s, self.backoff_s * 2.0 ** (attempt - 1))
         wait = exponential * (0.5 + 0.5 * self._rng.random())
         if retry_after is not None:
             wait = max(wait, retry_after)
@@ -226,7 +226,9 @@ def _read(completion: object) -> tuple[str, str | None, int | None, int | None, 
         text = message.get("refusal") or ""
     if not isinstance(text, str):
         raise _Malformed("the message content is not text")
-    usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
+    usage = completion.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     finish_reason = choices[0].get("finish_reason")
     model = completion.get("model")
     return (

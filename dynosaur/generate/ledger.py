@@ -1,5 +1,5 @@
-"""The LLM call ledger (``llm_call``): one row per distinct request, the cache that makes re-runs
-free and the lock that stops two workers from sending the same request at once.
+"""The LLM call ledger's rules: one ``llm_call`` row per distinct request, the cache that makes
+re-runs free and the lock that stops two workers from sending the same request at once.
 
 A request is identified by ``request_hash`` (sha256 over model, messages, parameters and prompt
 version). Before sending, a worker *claims* the request: a ``succeeded`` row is reused (never sent
@@ -13,6 +13,8 @@ answer might have been received.
 The budget check is part of the claim: under a per-run advisory lock, the run's spend (cost of its
 finished calls plus the reservation of its calls in flight) plus this call's reservation must stay
 within the budget, across every process that works for the same run.
+
+The SQL is in :mod:`dynosaur.store.ledger`; this module decides.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
+
+from dynosaur.settings import Settings
+from dynosaur.store import ledger as store
+from dynosaur.store.ledger import CallRecord, ClaimRow
 
 HOST = socket.gethostname()
 
@@ -54,6 +59,12 @@ def request_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def lease_seconds(settings: Settings) -> float:
+    """How long an in-flight claim is honoured: twice the longest a call's attempts can last."""
+    attempts = settings.llm_max_retries + 1
+    return 2.0 * attempts * (settings.llm_timeout_s + settings.llm_backoff_max_s)
+
+
 @dataclass(frozen=True)
 class CallRequest:
     """Everything needed to send (and to identify) one request."""
@@ -66,20 +77,6 @@ class CallRequest:
 
 
 @dataclass(frozen=True)
-class CallRecord:
-    """A succeeded ledger row: the answer and what it cost."""
-
-    id: int
-    request_hash: str
-    response: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost_usd: float
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
 class Claim:
     """The outcome of a claim: ours to send, an answer to reuse, someone else's, or no budget."""
 
@@ -88,24 +85,6 @@ class Claim:
     token: str | None = None
     record: CallRecord | None = None
     spent_usd: float = 0.0
-
-
-_RECORD_COLUMNS = (
-    "id, request_hash, response, finish_reason, prompt_tokens, completion_tokens, cost_usd, notes"
-)
-
-
-def _record(row: Any) -> CallRecord:
-    return CallRecord(
-        id=row.id,
-        request_hash=row.request_hash,
-        response=row.response,
-        finish_reason=row.finish_reason,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cost_usd=float(row.cost_usd or 0),
-        notes=tuple(row.notes or ()),
-    )
 
 
 def claimer_id() -> str:
@@ -136,7 +115,7 @@ def release_token(token: str | None) -> None:
 
 
 class Ledger:
-    """Claims and lookups on ``llm_call`` for one process."""
+    """Claims and lookups on the ledger for one process."""
 
     def __init__(self, engine: Engine, *, lease_s: float) -> None:
         self.engine = engine
@@ -145,18 +124,7 @@ class Ledger:
 
     def succeeded(self, hashes: Iterable[str]) -> dict[str, CallRecord]:
         """The succeeded rows among ``hashes``, by hash (one query)."""
-        hashes = list(set(hashes))
-        if not hashes:
-            return {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    f"SELECT {_RECORD_COLUMNS} FROM llm_call "
-                    "WHERE request_hash = ANY(:h) AND status = 'succeeded'"
-                ),
-                {"h": hashes},
-            )
-            return {row.request_hash: _record(row) for row in rows}
+        return store.succeeded(self.engine, hashes)
 
     def is_stale(
         self, claimed_by: str | None, token: str | None, claimed_at: datetime, now: datetime
@@ -233,43 +201,17 @@ class Ledger:
     ) -> tuple[dict[str, int], list[Claim | None], dict[str, str]]:
         with self.engine.begin() as conn:
             if budget_usd is not None:
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                    {"k": f"dynosaur.budget:{run_key}"},
-                )
-            hashes = [request.request_hash for request, _ in requests]
-            rows = {
-                row.request_hash: row
-                for row in conn.execute(
-                    sa.text(
-                        f"SELECT {_RECORD_COLUMNS}, status, claimed_by, claim_token, claimed_at, "
-                        "run_key, reserved_usd, now() AS db_now FROM llm_call "
-                        "WHERE request_hash = ANY(:h) "
-                        "ORDER BY id FOR UPDATE"
-                    ),
-                    {"h": hashes},
-                )
-            }
-            spent = 0.0
-            if budget_usd is not None:
-                spent = float(
-                    conn.execute(
-                        sa.text(
-                            "SELECT coalesce(sum(CASE WHEN status = 'in_flight' "
-                            "THEN reserved_usd ELSE cost_usd END), 0) FROM llm_call "
-                            "WHERE run_key = :rk"
-                        ),
-                        {"rk": run_key},
-                    ).scalar_one()
-                )
+                store.lock_run_budget(conn, run_key)
+            rows = store.lock_calls(conn, [request.request_hash for request, _ in requests])
+            spent = store.run_spend(conn, run_key) if budget_usd is not None else 0.0
             claims: list[Claim | None] = []
-            fresh: list[dict[str, Any]] = []
-            taken: list[dict[str, Any]] = []
+            fresh: list[ClaimRow] = []
+            taken: list[ClaimRow] = []
             over_budget = False
             for request, reserve in requests:
                 row = rows.get(request.request_hash)
                 if row is not None and row.status == "succeeded":
-                    claims.append(Claim("reuse", call_id=row.id, record=_record(row)))
+                    claims.append(Claim("reuse", call_id=row.id, record=row.record))
                     continue
                 if (
                     row is not None
@@ -283,7 +225,7 @@ class Ledger:
                 # A row taken over from this run itself: its old share is replaced by the new one.
                 credit = 0.0
                 if row is not None and row.run_key == run_key:
-                    credit = float(row.reserved_usd if row.status == "in_flight" else row.cost_usd)
+                    credit = row.reserved_usd if row.status == "in_flight" else row.cost_usd
                 if budget_usd is not None and (
                     over_budget or spent - credit + reserve > budget_usd
                 ):
@@ -297,167 +239,19 @@ class Ledger:
                 with _live_lock:
                     _live_tokens.add(token)
                 pending_tokens.append(token)
-                values = {
-                    "h": request.request_hash,
-                    "model": request.model,
-                    "parameters": request.parameters,
-                    "version": request.prompt_version,
-                    "messages": list(request.messages),
-                    "reserved": reserve,
-                    "token": token,
-                }
-                if row is None:
-                    fresh.append(values)
-                else:
-                    taken.append({**values, "id": row.id})
-                claims.append(None)  # filled in below
-            ids = self._insert(conn, fresh, run_key) if fresh else {}
-            if taken:
-                self._take_over(conn, taken, run_key)
-                ids.update({t["h"]: t["id"] for t in taken})
-        return ids, claims, {v["h"]: v["token"] for v in fresh + taken}
-
-    def _insert(self, conn: Connection, rows: list[dict[str, Any]], run_key: str) -> dict[str, int]:
-        inserted = conn.execute(
-            sa.text(
-                "INSERT INTO llm_call (request_hash, model, parameters, prompt_version, messages, "
-                "status, run_key, reserved_usd, claim_token, claimed_by, claimed_at) "
-                "SELECT x.h, x.model, x.parameters, x.version, x.messages, 'in_flight', :rk, "
-                "x.reserved, x.token, :by, now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
-                "AS x(h text, model text, parameters jsonb, version text, messages jsonb, "
-                "reserved numeric, token text) "
-                "ON CONFLICT (request_hash) DO NOTHING RETURNING request_hash, id"
-            ),
-            {"rows": json.dumps(rows, ensure_ascii=False), "rk": run_key, "by": self.claimer},
-        )
-        return {row.request_hash: row.id for row in inserted}
-
-    def _take_over(self, conn: Connection, rows: list[dict[str, Any]], run_key: str) -> None:
-        conn.execute(
-            sa.text(
-                "UPDATE llm_call c SET status = 'in_flight', model = x.model, "
-                "parameters = x.parameters, prompt_version = x.version, messages = x.messages, "
-                "run_key = :rk, reserved_usd = x.reserved, claim_token = x.token, "
-                "claimed_by = :by, claimed_at = now(), attempts = 0, error = NULL, "
-                "message = NULL, finished_at = NULL "
-                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id bigint, model text, "
-                "parameters jsonb, version text, messages jsonb, reserved numeric, token text) "
-                "WHERE c.id = x.id"
-            ),
-            {"rows": json.dumps(rows, ensure_ascii=False), "rk": run_key, "by": self.claimer},
-        )
-
-
-@dataclass(frozen=True)
-class Answered:
-    """What the ledger stores about one answer."""
-
-    call_id: int
-    response: str
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    latency_ms: int
-    attempts: int
-    notes: tuple[str, ...] = ()
-
-
-def mark_succeeded_many(conn: Connection, answers: Sequence[Answered]) -> dict[int, CallRecord]:
-    """Store answers (one statement); returns the stored record of each call id, which is
-    another worker's when its answer was stored first."""
-    if not answers:
-        return {}
-    rows = [
-        {
-            "id": a.call_id,
-            "response": a.response,
-            "finish": a.finish_reason,
-            "pt": a.prompt_tokens,
-            "ct": a.completion_tokens,
-            "cost": a.cost_usd,
-            "latency": a.latency_ms,
-            "attempts": a.attempts,
-            "notes": list(a.notes),
-        }
-        for a in answers
-    ]
-    columns = ", ".join(f"c.{name.strip()}" for name in _RECORD_COLUMNS.split(","))
-    stored = {
-        row.id: _record(row)
-        for row in conn.execute(
-            sa.text(
-                "UPDATE llm_call c SET status = 'succeeded', response = x.response, "
-                "finish_reason = x.finish, prompt_tokens = x.pt, completion_tokens = x.ct, "
-                "cost_usd = x.cost, latency_ms = x.latency, attempts = x.attempts, "
-                "notes = x.notes, error = NULL, message = NULL, reserved_usd = 0, "
-                "finished_at = now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x("
-                "id bigint, response text, finish text, pt integer, ct integer, cost numeric, "
-                "latency integer, attempts integer, notes text[]) "
-                f"WHERE c.id = x.id AND c.status <> 'succeeded' RETURNING {columns}"
-            ),
-            {"rows": json.dumps(rows, ensure_ascii=False)},
-        )
-    }
-    missing = [a.call_id for a in answers if a.call_id not in stored]
-    if missing:
-        for row in conn.execute(
-            sa.text(f"SELECT {_RECORD_COLUMNS} FROM llm_call WHERE id = ANY(:ids)"),
-            {"ids": missing},
-        ):
-            stored[row.id] = _record(row)
-    return stored
-
-
-def mark_succeeded(
-    conn: Connection,
-    call_id: int,
-    *,
-    response: str,
-    finish_reason: str | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-    cost_usd: float,
-    latency_ms: int,
-    attempts: int,
-    notes: Sequence[str],
-) -> CallRecord:
-    """Store one answer (see :func:`mark_succeeded_many`)."""
-    answer = Answered(
-        call_id,
-        response,
-        finish_reason,
-        prompt_tokens,
-        completion_tokens,
-        cost_usd,
-        latency_ms,
-        attempts,
-        tuple(notes),
-    )
-    return mark_succeeded_many(conn, [answer])[call_id]
-
-
-def mark_failed(
-    conn: Connection, call_id: int, token: str, *, reason: str, message: str, attempts: int
-) -> None:
-    """Record a failure on our own claim (a claim taken over by another worker is left alone)."""
-    conn.execute(
-        sa.text(
-            "UPDATE llm_call SET status = 'failed', error = :reason, message = :message, "
-            "attempts = :attempts, reserved_usd = 0, finished_at = now() "
-            "WHERE id = :id AND claim_token = :token AND status = 'in_flight'"
-        ),
-        {"id": call_id, "token": token, "reason": reason, "message": message, "attempts": attempts},
-    )
-
-
-def release_claim(conn: Connection, call_id: int, token: str) -> None:
-    """Give back our claim of a call that was never sent (a later run may claim it at once)."""
-    conn.execute(
-        sa.text(
-            "UPDATE llm_call SET status = 'failed', error = 'llm_auth_error', "
-            "message = 'not sent: the run stopped', reserved_usd = 0, finished_at = now() "
-            "WHERE id = :id AND claim_token = :token AND status = 'in_flight'"
-        ),
-        {"id": call_id, "token": token},
-    )
+                claim_row = ClaimRow(
+                    request_hash=request.request_hash,
+                    model=request.model,
+                    parameters=request.parameters,
+                    prompt_version=request.prompt_version,
+                    messages=list(request.messages),
+                    reserved_usd=reserve,
+                    token=token,
+                    call_id=row.id if row is not None else None,
+                )
+                (fresh if row is None else taken).append(claim_row)
+                claims.append(None)  # filled in by claim_many
+            ids = store.insert_claims(conn, fresh, run_key=run_key, claimed_by=self.claimer)
+            store.take_over(conn, taken, run_key=run_key, claimed_by=self.claimer)
+            ids.update({t.request_hash: t.call_id for t in taken if t.call_id is not None})
+        return ids, claims, {c.request_hash: c.token for c in fresh + taken}

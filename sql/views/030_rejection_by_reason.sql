@@ -10,7 +10,7 @@ WITH tagged AS (
     UNION ALL
     SELECT 'generation', status, reason FROM generation WHERE reason IS NOT NULL
     UNION ALL
-    SELECT 'llm_call', status, error FROM llm_call WHERE error IS NOT NULL
+    SELECT 'llm_call', status, reason FROM llm_call WHERE reason IS NOT NULL
     UNION ALL
     SELECT 'task', status, reason FROM task WHERE reason IS NOT NULL
 )

@@ -4,6 +4,7 @@ requests the SDK would refuse to send, raw httpx."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,6 +35,11 @@ REVIEWS = DatasetBlock(
     ],
 )
 DEMO = DatasetBlock("demo/qa", "plain", ["question", "answer"], [{"question": "q", "answer": "a"}])
+
+
+def reviews(name: str) -> DatasetBlock:
+    """The reviews block under another dataset name (another request, the same shape)."""
+    return dataclasses.replace(REVIEWS, name=name)
 
 
 def messages(block: DatasetBlock = REVIEWS, system: str = "Propose up to three tasks.") -> list:
@@ -170,7 +176,7 @@ def test_invalid_share_injects_the_invalid_kinds_it_reports() -> None:
         sdk = client(llm)
         kinds: list[str] = []
         for i in range(12):
-            block = DatasetBlock(**{**REVIEWS.__dict__, "name": f"acme/reviews-{i}"})
+            block = reviews(f"acme/reviews-{i}")
             tasks = tasks_of(sdk.chat.completions.create(model="m", messages=messages(block)))
             reported = llm.request_log[-1]["outcome"]["invalid"]
             assert len(reported) == len(tasks)
@@ -219,7 +225,7 @@ def test_sdk_retries_429_until_the_request_succeeds() -> None:
 def test_async_client_completes_concurrent_requests_through_429_and_5xx() -> None:
     async def run(base_url: str) -> list[int]:
         sdk = openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=30)
-        blocks = [DatasetBlock(**{**REVIEWS.__dict__, "name": f"acme/r{i}"}) for i in range(16)]
+        blocks = [reviews(f"acme/r{i}") for i in range(16)]
         answers = await asyncio.gather(
             *(sdk.chat.completions.create(model="m", messages=messages(b)) for b in blocks)
         )
@@ -240,7 +246,7 @@ def test_faults_are_reproducible_for_a_seed() -> None:
             sdk = client(llm, max_retries=0)
             out = []
             for i in range(12):
-                block = DatasetBlock(**{**REVIEWS.__dict__, "name": f"acme/s{i}"})
+                block = reviews(f"acme/s{i}")
                 try:
                     sdk.chat.completions.create(model="m", messages=messages(block))
                     out.append(200)
@@ -298,12 +304,55 @@ def test_request_log_file_gets_one_json_line_per_request(tmp_path: Path) -> None
     with LLMEmulator(request_log_path=path, rate_429=0.5, retry_after=0.01, seed=2) as llm:
         sdk = client(llm, max_retries=10)
         for i in range(3):
-            block = DatasetBlock(**{**REVIEWS.__dict__, "name": f"acme/f{i}"})
+            block = reviews(f"acme/f{i}")
             sdk.chat.completions.create(model="m", messages=messages(block))
+            # The entry is logged before the answer is sent: it is there once the answer is.
+            assert llm.request_log[-1]["dataset"] == block.name
+            assert llm.request_log[-1]["status"] == 200
         in_memory = llm.request_log
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines == in_memory
     assert sum(1 for e in lines if e["status"] == 200) == 3
+
+
+# --- concurrency, measured at the server ------------------------------------------------------
+
+
+async def _send_all(base_url: str, n: int, at_once: int) -> None:
+    """``n`` different requests through the async SDK, at most ``at_once`` in flight."""
+    slots = asyncio.Semaphore(at_once)
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="k", timeout=120) as sdk:
+
+        async def one(i: int) -> None:
+            async with slots:
+                await sdk.chat.completions.create(model="m", messages=messages(reviews(f"c/{i}")))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_hold_answers_in_groups_so_the_peak_is_the_clients_concurrency() -> None:
+    with LLMEmulator(hold=4, latency=0.05) as llm:
+        asyncio.run(_send_all(llm.base_url, 12, at_once=4))
+        assert llm.peak_in_progress == 4
+        assert llm.status_counts == {200: 12}
+
+
+def test_peak_in_progress_sees_a_client_that_sends_more_than_the_hold() -> None:
+    with LLMEmulator(hold=8) as llm:
+        asyncio.run(_send_all(llm.base_url, 8, at_once=8))
+        assert llm.peak_in_progress == 8
+    with LLMEmulator() as llm:
+        asyncio.run(_send_all(llm.base_url, 3, at_once=1))
+        assert llm.peak_in_progress == 1
+
+
+def test_held_requests_are_released_when_the_emulator_stops() -> None:
+    with LLMEmulator(hold=5) as llm, pytest.raises(openai.APITimeoutError):
+        client(llm, timeout=0.3, max_retries=0).chat.completions.create(
+            model="m", messages=messages()
+        )
+    # stop() released the lone held request: it was answered (to nobody) and logged
+    assert [e["status"] for e in llm.request_log] == [200]
 
 
 # --- bad requests ---------------------------------------------------------------------------

@@ -75,6 +75,30 @@ def insert_configs(
     return ids
 
 
+def rows_of(engine: Engine, query: str, **params: Any) -> list[sa.Row[Any]]:
+    """Every row of a query."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(query), params).all())
+
+
+def scalar_of(engine: Engine, query: str, **params: Any) -> Any:
+    """The first column of a query's first row (None without rows)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text(query), params).scalar()
+
+
+def cli_env(settings: Settings, base_url: str, **extra: str) -> dict[str, str]:
+    """The ``DYNOSAUR_`` environment of a command run against the test store and an endpoint."""
+    return {
+        "DYNOSAUR_DATABASE_URL": str(settings.database_url),
+        "DYNOSAUR_READER_ROLE": settings.reader_role,
+        "DYNOSAUR_DATA_DIR": str(settings.data_dir),
+        "DYNOSAUR_LLM_BASE_URL": base_url,
+        "DYNOSAUR_LLM_MODEL": "gpt-4o-mini",
+        **extra,
+    }
+
+
 def fast_settings(settings: Settings, base_url: str, **overrides: Any) -> Settings:
     """Settings for an emulated endpoint: short timeouts and backoffs, a known price."""
     values: dict[str, Any] = {

@@ -8,18 +8,7 @@ from typer.testing import CliRunner
 
 from dynosaur.cli.main import app
 from dynosaur.settings import Settings
-from tests.generate.conftest import insert_configs
-
-
-def _env(settings: Settings, base_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "DYNOSAUR_DATABASE_URL": str(settings.database_url),
-        "DYNOSAUR_READER_ROLE": settings.reader_role,
-        "DYNOSAUR_DATA_DIR": str(settings.data_dir),
-        "DYNOSAUR_LLM_BASE_URL": base_url,
-        "DYNOSAUR_LLM_MODEL": "gpt-4o-mini",
-        **extra,
-    }
+from tests.generate.conftest import cli_env, insert_configs
 
 
 def test_dry_run_prints_an_estimate_and_sends_nothing(
@@ -27,7 +16,7 @@ def test_dry_run_prints_an_estimate_and_sends_nothing(
 ) -> None:
     insert_configs(store, 4)
     llm = emulator()
-    result = CliRunner().invoke(app, ["generate", "--dry-run"], env=_env(settings, llm.base_url))
+    result = CliRunner().invoke(app, ["generate", "--dry-run"], env=cli_env(settings, llm.base_url))
     assert result.exit_code == 0, result.output
     assert "cost_usd_estimate" in result.output and "calls_to_send" in result.output
     assert llm.request_log == []
@@ -38,7 +27,7 @@ def test_generate_sends_the_queue_and_prints_the_summary(
 ) -> None:
     ids = insert_configs(store, 5)
     llm = emulator()
-    env = _env(settings, llm.base_url)
+    env = cli_env(settings, llm.base_url)
     result = CliRunner().invoke(app, ["generate", "--limit", "3", "--budget", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert "generate: configs" in result.output and "generated" in result.output
@@ -59,7 +48,7 @@ def test_a_model_without_a_price_under_a_budget_is_one_red_line(
 ) -> None:
     insert_configs(store, 1)
     llm = emulator()
-    env = _env(settings, llm.base_url)
+    env = cli_env(settings, llm.base_url)
     result = CliRunner().invoke(app, ["generate", "--model", "mystery", "--budget", "2"], env=env)
     assert result.exit_code == 1
     assert "no price is known for model 'mystery'" in result.output

@@ -1,11 +1,12 @@
 """A hard crash mid-run (SIGKILL of a child running ``dynosaur generate``) loses no paid answer:
 the next run completes the work and sends none of the calls that had succeeded before the kill.
+
+Each run talks to its own LLM emulator, so which run sent a request is read from the request
+logs, not guessed from the clock.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -13,58 +14,39 @@ import sys
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dynosaur.emulators.llm import messages_sha256
 from dynosaur.settings import Settings
-from tests.generate.conftest import insert_configs
+from tests.generate.conftest import cli_env, insert_configs, rows_of
 
 CONFIGS = 60
 CONCURRENCY = 4
 KILL_AFTER = 12  # succeeded calls recorded before the kill
+# Generous: how long the first run may take to record KILL_AFTER answers on a loaded machine.
+PROGRESS_DEADLINE_S = 300
 
 
-def _child_env(settings: Settings, base_url: str) -> dict[str, str]:
+def _generate(settings: Settings, base_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYNOSAUR_")}
     env.update(
-        {
-            "DYNOSAUR_DATABASE_URL": str(settings.database_url),
-            "DYNOSAUR_READER_ROLE": settings.reader_role,
-            "DYNOSAUR_DATA_DIR": str(settings.data_dir),
-            "DYNOSAUR_LLM_BASE_URL": base_url,
-            "DYNOSAUR_LLM_MODEL": "gpt-4o-mini",
-            "DYNOSAUR_LLM_CONCURRENCY": str(CONCURRENCY),
-            "DYNOSAUR_LLM_TIMEOUT_S": "30",
-        }
+        cli_env(
+            settings,
+            base_url,
+            DYNOSAUR_LLM_CONCURRENCY=str(CONCURRENCY),
+            DYNOSAUR_LLM_TIMEOUT_S="30",
+        )
     )
-    return env
-
-
-def _generate(env: dict[str, str], log: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "dynosaur.cli.main",
-        "generate",
-        "--budget",
-        "-1",
-        "--run-key",
-        "crash-test",
-    ]
+    command = [sys.executable, "-m", "dynosaur.cli.main", "generate", "--budget", "-1"]
+    command += ["--run-key", "crash-test"]
     return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def _messages_sha256(messages: list) -> str:
-    # The emulator's request identity (dynosaur.emulators.llm.messages_sha256).
-    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
-
-
 def _ledger(engine: Engine) -> dict[str, set[str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT status, messages FROM llm_call")).all()
+    """The ledger's requests by status, as the emulator identifies them."""
     out: dict[str, set[str]] = {"succeeded": set(), "in_flight": set(), "failed": set()}
-    for row in rows:
-        out[row.status].add(_messages_sha256(row.messages))
+    for row in rows_of(engine, "SELECT status, messages FROM llm_call"):
+        out[row.status].add(messages_sha256(row.messages))
     return out
 
 
@@ -72,19 +54,15 @@ def test_sigkill_mid_run_then_rerun_completes_without_resending_succeeded_calls(
     store: Engine, settings: Settings, emulator, tmp_path: Path
 ) -> None:
     insert_configs(store, CONFIGS)
-    request_log = tmp_path / "requests.jsonl"
-    llm = emulator(latency=0.2, request_log_path=request_log)
-    env = _child_env(settings, llm.base_url)
-
-    child = _generate(env, tmp_path / "first.txt")
-    deadline = time.monotonic() + 120
+    first_llm = emulator(latency=0.2)  # answers take a while: calls are in flight at the kill
+    child = _generate(settings, first_llm.base_url, tmp_path / "first.txt")
+    deadline = time.monotonic() + PROGRESS_DEADLINE_S
     try:
         while len(_ledger(store)["succeeded"]) < KILL_AFTER:  # poll the store for progress
             assert child.poll() is None, (tmp_path / "first.txt").read_text()
             assert time.monotonic() < deadline, "the child made no progress"
             time.sleep(0.05)
     finally:
-        killed_at = time.time()
         child.send_signal(signal.SIGKILL)
         child.wait()
     at_kill = _ledger(store)
@@ -93,21 +71,20 @@ def test_sigkill_mid_run_then_rerun_completes_without_resending_succeeded_calls(
     # run ahead of the wire), of which at most CONCURRENCY had been sent.
     assert len(at_kill["in_flight"]) <= 2 * CONCURRENCY
 
-    second = _generate(env, tmp_path / "second.txt")
-    assert second.wait(timeout=300) == 0, (tmp_path / "second.txt").read_text()
+    second_llm = emulator()
+    second = _generate(settings, second_llm.base_url, tmp_path / "second.txt")
+    assert second.wait(timeout=PROGRESS_DEADLINE_S) == 0, (tmp_path / "second.txt").read_text()
 
-    with store.connect() as conn:
-        states = conn.execute(sa.text("SELECT DISTINCT status FROM dataset_config")).scalars()
-        assert set(states) == {"generated"}
-    entries = [json.loads(line) for line in request_log.read_text().splitlines()]
-    before = [e for e in entries if e["time"] < killed_at]
-    after = [e for e in entries if e["time"] >= killed_at]
-    answered_before = {e["messages_sha256"] for e in before if e["status"] == 200}
-    sent_after = {e["messages_sha256"] for e in after}
-    assert after, "the second run sent nothing"
-    # No call recorded as succeeded before the kill was sent again.
-    assert not sent_after & at_kill["succeeded"]
-    # What was answered before the kill and sent again: only calls in flight at the kill.
-    assert answered_before & sent_after <= at_kill["in_flight"]
-    assert len(answered_before & sent_after) <= CONCURRENCY
-    assert len(_ledger(store)["succeeded"]) == CONFIGS
+    states = rows_of(store, "SELECT DISTINCT status FROM dataset_config")
+    assert {s.status for s in states} == {"generated"}
+    done = _ledger(store)
+    assert len(done["succeeded"]) == CONFIGS and not done["in_flight"] and not done["failed"]
+    answered_first = {e["messages_sha256"] for e in first_llm.request_log if e["status"] == 200}
+    sent_second = [e["messages_sha256"] for e in second_llm.request_log]
+    # The second run sent exactly what the first had not recorded, each request once: no call
+    # recorded as succeeded before the kill was sent again.
+    assert sorted(sent_second) == sorted(done["succeeded"] - at_kill["succeeded"])
+    # What both runs were answered: only calls in flight at the kill (answers the dead child
+    # never recorded), at most one per wire slot.
+    assert answered_first & set(sent_second) <= at_kill["in_flight"]
+    assert len(answered_first & set(sent_second)) <= CONCURRENCY

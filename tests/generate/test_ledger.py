@@ -8,15 +8,8 @@ import threading
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.generate.ledger import (
-    HOST,
-    CallRequest,
-    Ledger,
-    mark_failed,
-    mark_succeeded,
-    release_token,
-    request_hash,
-)
+from dynosaur.generate.ledger import HOST, CallRequest, Ledger, release_token, request_hash
+from dynosaur.store.ledger import Answered, mark_failed, mark_succeeded
 
 MESSAGES = ({"role": "system", "content": "s"}, {"role": "user", "content": "u"})
 
@@ -34,20 +27,22 @@ def _claim(ledger: Ledger, request: CallRequest, run_key: str = "run", **kw):
     return ledger.claim(request, run_key=run_key, **kw)
 
 
+def _answer(call_id: int, response: str = "[]", cost: float = 0.0) -> Answered:
+    return Answered(
+        call_id,
+        response=response,
+        finish_reason="stop",
+        prompt_tokens=10,
+        completion_tokens=2,
+        cost_usd=cost,
+        latency_ms=5,
+        attempts=1,
+    )
+
+
 def _succeed(engine: Engine, call_id: int, cost: float = 0.0) -> None:
     with engine.begin() as conn:
-        mark_succeeded(
-            conn,
-            call_id,
-            response="[]",
-            finish_reason="stop",
-            prompt_tokens=10,
-            completion_tokens=2,
-            cost_usd=cost,
-            latency_ms=5,
-            attempts=1,
-            notes=[],
-        )
+        mark_succeeded(conn, _answer(call_id, cost=cost))
 
 
 def _set(engine: Engine, call_id: int, **values: object) -> None:
@@ -160,16 +155,5 @@ def test_a_late_success_is_kept_and_the_first_stored_answer_wins(store: Engine) 
     first = _claim(Ledger(store, lease_s=600), _request())
     _succeed(store, first.call_id)
     with store.begin() as conn:
-        record = mark_succeeded(
-            conn,
-            first.call_id,
-            response="late",
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cost_usd=0,
-            latency_ms=1,
-            attempts=1,
-            notes=[],
-        )
+        record = mark_succeeded(conn, _answer(first.call_id, response="late"))
     assert record.response == "[]"

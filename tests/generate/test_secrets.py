@@ -15,7 +15,7 @@ from dynosaur.cli.main import app
 from dynosaur.errors import LLMAuthError
 from dynosaur.generate import generate
 from dynosaur.settings import Settings
-from tests.generate.conftest import error, fast_settings, insert_configs
+from tests.generate.conftest import cli_env, error, fast_settings, insert_configs, rows_of
 
 KEY = "sk-dynosaur-test-7f3a9c1e5b"
 
@@ -70,13 +70,7 @@ def test_the_api_key_appears_in_no_log_exception_output_or_column(
     exception_text = "".join(traceback.format_exception(raised.value)) + repr(raised.value)
 
     runner = CliRunner()
-    env = {
-        "DYNOSAUR_DATABASE_URL": str(settings.database_url),
-        "DYNOSAUR_READER_ROLE": settings.reader_role,
-        "DYNOSAUR_DATA_DIR": str(settings.data_dir),
-        "DYNOSAUR_LLM_BASE_URL": hostile.base_url,
-        "DYNOSAUR_LLM_API_KEY": KEY,
-    }
+    env = cli_env(settings, hostile.base_url, DYNOSAUR_LLM_API_KEY=KEY)
     result = runner.invoke(app, ["-v", "generate", "--ids", ",".join(map(str, ids[8:]))], env=env)
     assert result.exit_code == 1 and "rejected the API key" in result.output
 
@@ -92,9 +86,5 @@ def test_the_api_key_appears_in_no_log_exception_output_or_column(
 
 
 def _failure_messages(engine: Engine) -> str:
-    with engine.connect() as conn:
-        return " ".join(
-            conn.execute(sa.text("SELECT message FROM llm_call WHERE message IS NOT NULL"))
-            .scalars()
-            .all()
-        )
+    rows = rows_of(engine, "SELECT message FROM llm_call WHERE message IS NOT NULL")
+    return " ".join(row.message for row in rows)

@@ -1,4 +1,10 @@
-"""Store access of the generate step: configs in, generation and task rows out, config states.
+"""The store side of task generation: configs in, ``generation`` and ``task`` rows out, config
+states.
+
+A config waits for generation as ``collected`` (never sent) or ``deferred`` (a run left it for a
+later one: budget reached, API key rejected; with its reason). A generation is ``pending`` while
+the run that planned it has not answered it, ``deferred`` when that run left it for a later one,
+then ``succeeded`` or ``failed``.
 
 Every write here is idempotent: a generation that already succeeded is left as it is, task rows
 are keyed by (generation, position), and a config's state is recomputed from its generations
@@ -15,16 +21,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dynosaur.generate.parsing import ParsedAnswer
-from dynosaur.model import ConfigMetadata
+from dynosaur.model import ConfigMetadata, Task
 from dynosaur.reasons import Reason
 
-# Deferral reasons: the generation stays pending and its config stays collected for a later run.
-DEFERRALS = (Reason.BUDGET_EXHAUSTED.value, Reason.LLM_AUTH_ERROR.value)
+# Config states that wait for task generation.
+WAITING = ("collected", "deferred")
+
+
+def queue(engine: Engine, *, limit: int | None = None) -> list[int]:
+    """Ids of the configs waiting for task generation, oldest first."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM dataset_config WHERE status = ANY(:waiting) ORDER BY id "
+                    "LIMIT :limit"
+                ),
+                {"waiting": list(WAITING), "limit": limit},
+            ).scalars()
+        )
 
 
 def load_metadata(engine: Engine, config_ids: Sequence[int]) -> dict[int, ConfigMetadata]:
-    """Prompt input of the given configs that are still ``collected`` (one query)."""
+    """Prompt input of the given configs that still wait for generation (one query)."""
     if not config_ids:
         return {}
     with engine.connect() as conn:
@@ -33,9 +52,9 @@ def load_metadata(engine: Engine, config_ids: Sequence[int]) -> dict[int, Config
                 "SELECT c.id, c.config_name, c.fields, c.sample_rows, d.dataset_id, "
                 "d.pretty_name, d.summary, d.supported_tasks, d.data_fields, d.task_categories, "
                 "d.task_ids FROM dataset_config c JOIN hub_dataset d ON d.id = c.hub_dataset_id "
-                "WHERE c.id = ANY(:ids) AND c.status = 'collected'"
+                "WHERE c.id = ANY(:ids) AND c.status = ANY(:waiting)"
             ),
-            {"ids": list(config_ids)},
+            {"ids": list(config_ids), "waiting": list(WAITING)},
         )
         return {row.id: ConfigMetadata.from_row(row) for row in rows}
 
@@ -53,6 +72,16 @@ def config_states(engine: Engine, config_ids: Sequence[int]) -> dict[int, tuple[
 
 
 @dataclass(frozen=True)
+class PlannedGeneration:
+    """One prompt a run plans to send for a config."""
+
+    config_id: int
+    prompt_kind: str
+    request_hash: str
+    prompt_version: str
+
+
+@dataclass(frozen=True)
 class GenerationRow:
     """A generation row as the step needs it."""
 
@@ -64,30 +93,38 @@ class GenerationRow:
 
 
 def upsert_generations(
-    engine: Engine, items: Sequence[tuple[int, str, str, str]], run_key: str
+    engine: Engine, planned: Sequence[PlannedGeneration], run_key: str
 ) -> list[GenerationRow]:
-    """One generation row per (config_id, prompt_kind, request_hash, prompt_version); rows that
-    did not succeed yet take the current request (a new prompt version) and this run's key."""
-    if not items:
+    """One generation row per planned (config, prompt kind); rows that did not succeed yet become
+    ``pending`` again with the current request (a new prompt version) and this run's key."""
+    if not planned:
         return []
-    payload = json.dumps([list(item) for item in items])
+    payload = json.dumps(
+        [[p.config_id, p.prompt_kind, p.request_hash, p.prompt_version] for p in planned]
+    )
     with engine.begin() as conn:
-        rows = conn.execute(
-            sa.text(
-                "INSERT INTO generation (config_id, prompt_kind, request_hash, prompt_version, "
-                "run_key) SELECT (x->>0)::bigint, x->>1, x->>2, x->>3, :rk "
-                "FROM jsonb_array_elements(CAST(:items AS jsonb)) AS x "
-                "ON CONFLICT (config_id, prompt_kind) DO UPDATE SET "
-                "request_hash = excluded.request_hash, prompt_version = excluded.prompt_version, "
-                "run_key = excluded.run_key, status = 'pending', reason = NULL, message = NULL, "
-                "updated_at = now() "
-                "WHERE generation.status <> 'succeeded' "
-                "RETURNING id, config_id, prompt_kind, status, llm_call_id"
-            ),
-            {"items": payload, "rk": run_key},
-        ).all()
+        rows = list(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO generation (config_id, prompt_kind, request_hash, "
+                    "prompt_version, run_key) SELECT (x->>0)::bigint, x->>1, x->>2, x->>3, :rk "
+                    "FROM jsonb_array_elements(CAST(:items AS jsonb)) AS x "
+                    "ON CONFLICT (config_id, prompt_kind) DO UPDATE SET "
+                    "request_hash = excluded.request_hash, "
+                    "prompt_version = excluded.prompt_version, run_key = excluded.run_key, "
+                    "status = 'pending', reason = NULL, message = NULL, updated_at = now() "
+                    "WHERE generation.status <> 'succeeded' "
+                    "RETURNING id, config_id, prompt_kind, status, llm_call_id"
+                ),
+                {"items": payload, "rk": run_key},
+            )
+        )
         found = {(r.config_id, r.prompt_kind) for r in rows}
-        missing = [(c, k) for c, k, _, _ in items if (c, k) not in found]
+        missing = [
+            [p.config_id, p.prompt_kind]
+            for p in planned
+            if (p.config_id, p.prompt_kind) not in found
+        ]
         if missing:  # succeeded rows are not returned by the no-op upsert
             rows += conn.execute(
                 sa.text(
@@ -95,35 +132,23 @@ def upsert_generations(
                     "WHERE (config_id, prompt_kind) IN (SELECT (x->>0)::bigint, x->>1 "
                     "FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS x)"
                 ),
-                {"keys": json.dumps([list(m) for m in missing])},
+                {"keys": json.dumps(missing)},
             ).all()
     return [GenerationRow(r.id, r.config_id, r.prompt_kind, r.status, r.llm_call_id) for r in rows]
 
 
 @dataclass(frozen=True)
 class Completion:
-    """An answer for one generation: the ledger row, the cost share, the parsed proposals."""
+    """An answer for one generation: the ledger row, the cost share, what the generation carries
+    (reason and message), and the proposals read from it (the raw answer when there are none)."""
 
     generation: GenerationRow
     call_id: int
     cost_usd: float
-    answer: ParsedAnswer
+    reason: str | None
+    message: str | None
+    tasks: Sequence[Task]
     raw_answer: str
-
-
-def _status_of(answer: ParsedAnswer) -> tuple[str | None, str | None]:
-    """The (reason, message) a succeeded generation carries."""
-    if answer.truncated:
-        reason: str | None = Reason.RESPONSE_TRUNCATED.value
-        message: str | None = f"the answer was cut short; kept {len(answer.tasks)} complete task(s)"
-    elif not answer.tasks:
-        reason, message = Reason.NO_TASKS.value, "no task could be read from the answer"
-    else:
-        reason, message = None, None
-    if answer.dropped:
-        extra = f"{answer.dropped} proposal(s) beyond the per-config limit were not kept"
-        message = f"{message}; {extra}" if message else extra
-    return reason, message
 
 
 def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[int, int]:
@@ -136,18 +161,16 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
     """
     if not items:
         return {}
-    rows = []
-    for item in items:
-        reason, message = _status_of(item.answer)
-        rows.append(
-            {
-                "id": item.generation.id,
-                "call": item.call_id,
-                "reason": reason,
-                "message": message,
-                "cost": item.cost_usd,
-            }
-        )
+    rows = [
+        {
+            "id": item.generation.id,
+            "call": item.call_id,
+            "reason": item.reason,
+            "message": item.message,
+            "cost": item.cost_usd,
+        }
+        for item in items
+    ]
     updated = set(
         conn.execute(
             sa.text(
@@ -174,7 +197,7 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
                 "input_fields": list(t.input_fields) if t.input_fields is not None else None,
                 "output_field": t.output_field,
             }
-            for t in item.answer.tasks
+            for t in item.tasks
         ] or [
             {
                 "raw": item.raw_answer,
@@ -232,10 +255,10 @@ def fail_generations(
 def defer_generations(
     conn: Connection, generations: Sequence[GenerationRow], reason: str, message: str
 ) -> None:
-    """Leave generations pending with a reason (a later run sends them)."""
+    """Leave generations ``deferred`` with a reason: a later run sends them."""
     conn.execute(
         sa.text(
-            "UPDATE generation SET status = 'pending', reason = :reason, message = :message, "
+            "UPDATE generation SET status = 'deferred', reason = :reason, message = :message, "
             "updated_at = now() WHERE id = ANY(:ids) AND status <> 'succeeded'"
         ),
         {"ids": [g.id for g in generations], "reason": reason, "message": message},
@@ -244,46 +267,45 @@ def defer_generations(
 
 
 def settle_configs(conn: Connection, config_ids: Sequence[int]) -> None:
-    """Recompute collected configs' states from their generations.
+    """Recompute waiting configs' states from their generations.
 
-    Any generation still pending: the config stays ``collected`` (with the deferral's reason, if
-    any). Otherwise: ``generated`` when one succeeded (noting truncated answers), else ``failed``
-    with the first failure's reason. The configs are locked first, in id order, so that
-    generations of one config finishing at once (in this process or another) serialise here;
-    NO KEY UPDATE does not conflict with the KEY SHARE lock that inserting tasks took.
+    A deferred generation defers its config (with the deferral's reason); else a pending one
+    (still being answered) leaves it ``collected``; else it is ``generated`` when one generation
+    succeeded (noting truncated answers), or ``failed`` with the first failure's reason. The
+    configs are locked first, in id order, so that generations of one config finishing at once
+    (in this process or another) serialise here; NO KEY UPDATE does not conflict with the KEY
+    SHARE lock that inserting tasks took.
     """
     ids = sorted(set(config_ids))
-    collected = list(
+    waiting = list(
         conn.execute(
             sa.text(
-                "SELECT id FROM dataset_config WHERE id = ANY(:ids) AND status = 'collected' "
+                "SELECT id FROM dataset_config WHERE id = ANY(:ids) AND status = ANY(:waiting) "
                 "ORDER BY id FOR NO KEY UPDATE"
             ),
-            {"ids": ids},
+            {"ids": ids, "waiting": list(WAITING)},
         ).scalars()
     )
-    if not collected:
+    if not waiting:
         return
-    generations: dict[int, list[Any]] = {config_id: [] for config_id in collected}
+    generations: dict[int, list[Any]] = {config_id: [] for config_id in waiting}
     for row in conn.execute(
         sa.text(
             "SELECT config_id, status, reason, message FROM generation "
             "WHERE config_id = ANY(:ids) ORDER BY id"
         ),
-        {"ids": collected},
+        {"ids": waiting},
     ):
         generations[row.config_id].append(row)
     updates = []
     for config_id, rows in generations.items():
+        deferred = [g for g in rows if g.status == "deferred"]
         pending = [g for g in rows if g.status == "pending"]
         succeeded = [g for g in rows if g.status == "succeeded"]
-        if pending:
-            deferred = next((g for g in pending if g.reason in DEFERRALS), None)
-            state = (
-                "collected",
-                deferred.reason if deferred else None,
-                deferred.message if deferred else None,
-            )
+        if deferred:
+            state = ("deferred", deferred[0].reason, deferred[0].message)
+        elif pending:
+            state = ("collected", None, None)
         elif succeeded:
             state = ("generated", None, None)
         elif rows:
@@ -297,7 +319,7 @@ def settle_configs(conn: Connection, config_ids: Sequence[int]) -> None:
                 "status": state[0],
                 "reason": state[1],
                 "message": state[2],
-                "truncated": truncated and not pending,
+                "truncated": truncated and not (deferred or pending),
             }
         )
     if updates:

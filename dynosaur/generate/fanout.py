@@ -1,0 +1,303 @@
+"""The asynchronous fan-out of one run: claim each request in the ledger, send it, record it.
+
+One semaphore bounds the requests on the wire (``llm_concurrency``); claims and records are
+batched store round trips (:class:`~dynosaur.generate.batcher.Batcher`) that run in a small
+thread pool, so the event loop never waits on Postgres and they overlap other jobs' requests.
+The run stops starting calls when the budget is reached or the endpoint rejects the API key;
+what it did not send is deferred to a later run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from dynosaur.generate.batcher import Batcher
+from dynosaur.generate.client import CallFailed, LLMClient
+from dynosaur.generate.cost import prompt_tokens_bound, reservation
+from dynosaur.generate.ledger import CallRequest, Claim, Ledger, release_token
+from dynosaur.generate.recording import Finished, Outcome, Recorder
+from dynosaur.progress import Progress
+from dynosaur.reasons import Reason
+from dynosaur.settings import ModelPrice, Settings
+from dynosaur.store.generations import GenerationRow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_DB_THREADS = 4
+_BUSY_POLL_S = 2.0
+_REUSE_BATCH = 256
+
+# Requests to send, by hash, with the generations each answers (several configs may share one).
+Groups = dict[str, list[GenerationRow]]
+
+
+@dataclass
+class Figures:
+    """What a run did, as the step's summary reports it."""
+
+    calls_sent: int = 0
+    calls_succeeded: int = 0
+    calls_failed: int = 0
+    calls_reused: int = 0
+    attempts: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    tasks_proposed: int = 0
+    generations_succeeded: int = 0
+    generations_failed: int = 0
+    generations_deferred: int = 0
+    responses_truncated: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures, cost rounded to 8 decimals."""
+        return {**asdict(self), "cost_usd": round(self.cost_usd, 8)}
+
+
+class _Stopped(Exception):
+    """The run stopped (rejected API key) before this call reached the wire."""
+
+
+class FanOut:
+    """One run's calls: counters, the stop flag, and the coroutines that claim, send, record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        recorder: Recorder,
+        *,
+        price: ModelPrice | None,
+        budget: float | None,
+        run_key: str,
+        progress: Progress,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.recorder = recorder
+        self.price = price
+        self.budget = budget
+        self.run_key = run_key
+        self.progress = progress
+        self.figures = Figures()
+        self.in_flight = 0
+        self.stop_reason: Reason | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._outstanding = 0  # calls this run claimed and has not recorded yet
+        self._settled = 0  # calls recorded so far (wakes claims waiting for budget)
+        self._settle: asyncio.Condition | None = None
+
+    # --- store work (in threads: the event loop never waits on Postgres) -------------------------
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the store's thread pool."""
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(fn, *args)
+        )
+
+    def _claim_many(self, items: list[tuple[CallRequest, float]]) -> list[Claim]:
+        return self.ledger.claim_many(items, run_key=self.run_key, budget_usd=self.budget)
+
+    async def _claim_batch(self, items: list[tuple[CallRequest, float]]) -> list[Claim]:
+        return await self.db(self._claim_many, items)
+
+    async def _record_batch(self, items: list[Finished]) -> list[Outcome]:
+        return await self.db(self.recorder.record, items)
+
+    # --- the run --------------------------------------------------------------------------------
+
+    def reuse_known(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
+        """Answer every request the ledger already holds, before any call is sent (removes them
+        from ``groups`` and ``requests``)."""
+        known = [
+            Finished(record.id, requests[digest], groups[digest], record=record)
+            for digest, record in self.ledger.succeeded(groups).items()
+        ]
+        for start in range(0, len(known), _REUSE_BATCH):
+            batch = known[start : start + _REUSE_BATCH]
+            for item, outcome in zip(batch, self.recorder.record(batch), strict=True):
+                self._count(outcome, item.members)
+                self.figures.calls_reused += 1
+                self._advance(len(item.members))
+        for item in known:
+            del groups[item.request.request_hash], requests[item.request.request_hash]
+
+    def run(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
+        """Send every request of ``groups`` (see :meth:`fan_out`), from synchronous code."""
+        if groups:
+            asyncio.run(self.fan_out(groups, requests))
+
+    async def fan_out(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
+        """Send every remaining request, at most ``llm_concurrency`` on the wire at a time.
+
+        A job claims its request, sends it, and records the answer. Only the sending holds one
+        of the ``llm_concurrency`` wire slots; claims and records (batched store round trips)
+        overlap with other jobs' requests, up to twice as many jobs being in progress as on the
+        wire.
+        """
+        concurrency = self.settings.llm_concurrency
+        self._settle = asyncio.Condition()
+        wire = asyncio.Semaphore(concurrency)
+        jobs = asyncio.Semaphore(2 * concurrency)
+        claims: Batcher[tuple[CallRequest, float], Claim] = Batcher(self._claim_batch)
+        writes: Batcher[Finished, Outcome] = Batcher(self._record_batch)
+        threads = min(_DB_THREADS, concurrency)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynosaur-db") as pool:
+            self._executor = pool
+            async with LLMClient(self.settings) as client:
+                await asyncio.gather(
+                    *(
+                        self._one(client, jobs, wire, claims, writes, requests[digest], members)
+                        for digest, members in groups.items()
+                    )
+                )
+            self._executor = None
+
+    async def _claim(
+        self, claims: Batcher[tuple[CallRequest, float], Claim], request: CallRequest
+    ) -> Claim:
+        """Claim a request in the ledger.
+
+        Waits while another worker sends the same request. A budget refusal while calls of this
+        run are still in flight is not the end: their reservations (upper bounds) give way to
+        their real, smaller costs as they finish, so the claim is asked again after each one.
+        """
+        reserve = 0.0
+        if self.budget is not None:
+            bound = prompt_tokens_bound(request.messages)
+            reserve = reservation(self.price, bound, self.settings.llm_max_tokens)
+        while True:
+            seen = self._settled
+            claim = await claims((request, reserve))
+            if claim.kind == "busy":
+                await asyncio.sleep(_BUSY_POLL_S)  # another worker is sending this very request
+            elif (
+                claim.kind == "budget"
+                and self.stop_reason is None
+                and (self._settled != seen or self._outstanding > 0)
+            ):
+                assert self._settle is not None
+                async with self._settle:
+                    await self._settle.wait_for(functools.partial(self._settled_since, seen))
+            else:
+                if claim.kind == "claimed":
+                    self._outstanding += 1
+                return claim
+
+    def _settled_since(self, seen: int) -> bool:
+        return self._settled != seen
+
+    async def _settled_one(self) -> None:
+        """A claimed call of this run is recorded: wake the claims waiting for budget."""
+        self._outstanding -= 1
+        self._settled += 1
+        assert self._settle is not None
+        async with self._settle:
+            self._settle.notify_all()
+
+    async def _one(
+        self,
+        client: LLMClient,
+        jobs: asyncio.Semaphore,
+        wire: asyncio.Semaphore,
+        claims: Batcher[tuple[CallRequest, float], Claim],
+        writes: Batcher[Finished, Outcome],
+        request: CallRequest,
+        members: list[GenerationRow],
+    ) -> None:
+        async with jobs:
+            claim = None if self.stop_reason is not None else await self._claim(claims, request)
+            if claim is None or claim.kind == "budget":
+                if claim is not None and self.stop_reason is None:
+                    self.stop_reason = Reason.BUDGET_EXHAUSTED
+                    log.warning(
+                        "budget of $%.4f reached ($%.4f spent or reserved): no new calls start",
+                        self.budget or 0.0,
+                        claim.spent_usd,
+                    )
+                reason = self.stop_reason or Reason.BUDGET_EXHAUSTED
+                await self.db(self.recorder.defer, members, reason)
+                self.figures.generations_deferred += len(members)
+                self._advance(len(members))
+                return
+            if claim.kind == "reuse":
+                assert claim.record is not None and claim.call_id is not None
+                done = Finished(claim.call_id, request, members, record=claim.record)
+                self._count(await writes(done), members)
+                self.figures.calls_reused += 1
+                self._advance(len(members))
+                return
+            assert claim.call_id is not None and claim.token is not None
+            try:
+                async with wire:
+                    if self.stop_reason is Reason.LLM_AUTH_ERROR:
+                        raise _Stopped
+                    self.figures.calls_sent += 1
+                    self.in_flight += 1
+                    try:
+                        answer = await client.complete(
+                            request.model, request.messages, request.parameters
+                        )
+                    finally:
+                        self.in_flight -= 1
+            except _Stopped:
+                # The key was rejected while this call waited for the wire: it is not sent.
+                await self.db(self.recorder.release, claim.call_id, claim.token, members)
+                release_token(claim.token)
+                await self._settled_one()
+                self.figures.generations_deferred += len(members)
+                self._advance(len(members))
+                return
+            except CallFailed as failure:
+                if failure.reason == Reason.LLM_AUTH_ERROR:
+                    self.stop_reason = Reason.LLM_AUTH_ERROR
+                await self.db(
+                    self.recorder.record_failure, claim.call_id, claim.token, failure, members
+                )
+                release_token(claim.token)
+                await self._settled_one()
+                f = self.figures
+                f.calls_failed += 1
+                f.attempts += failure.attempts
+                if failure.reason == Reason.LLM_AUTH_ERROR:
+                    f.generations_deferred += len(members)
+                else:
+                    f.generations_failed += len(members)
+                self._advance(len(members))
+                return
+            outcome = await writes(Finished(claim.call_id, request, members, answer=answer))
+            release_token(claim.token)
+            await self._settled_one()
+            self._count(outcome, members)
+            self.figures.calls_succeeded += 1
+            self.figures.attempts += answer.attempts
+            self._advance(len(members))
+
+    def _count(self, outcome: Outcome, members: list[GenerationRow]) -> None:
+        """Add a recorded answer to the run's figures (on the event loop's thread only)."""
+        f = self.figures
+        f.tasks_proposed += outcome.tasks
+        f.tokens_in += outcome.tokens_in
+        f.tokens_out += outcome.tokens_out
+        f.cost_usd += outcome.cost_usd
+        f.generations_succeeded += len(members)
+        f.responses_truncated += len(members) if outcome.truncated else 0
+
+    def _advance(self, n: int) -> None:
+        f = self.figures
+        self.progress.advance(
+            n,
+            calls=f.calls_succeeded + f.calls_reused,
+            in_flight=self.in_flight,
+            failed=f.calls_failed,
+            tokens=f.tokens_in + f.tokens_out,
+            usd=round(f.cost_usd, 4),
+        )
