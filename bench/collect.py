@@ -23,11 +23,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def serve(snapshot: str, latency: float, now: str, ready: Any) -> None:
+def serve(options: Any, ready: Any) -> None:
     """Child process: run the Hub emulator until terminated, sending its URL once bound."""
     from dynosaur.emulators.hub import HubEmulator
 
-    hub = HubEmulator(snapshot=Path(snapshot), now=datetime.fromisoformat(now), latency=latency)
+    hub = HubEmulator(options)
     hub.serve_forever(on_ready=lambda: ready.send(hub.url))
 
 
@@ -52,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from dynosaur.hub import collect, collect_queue, discover
+    from dynosaur.emulators.options import HubOptions
+    from dynosaur.hub import collect, discover
     from dynosaur.model import Window
     from dynosaur.settings import Settings
     from dynosaur.store import dispose_engines, open_store
+    from dynosaur.store.datasets import collect_queue
     from dynosaur.store.engine import sqlalchemy_url
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -84,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     now = datetime.now(UTC).isoformat()
-    server = context.Process(
-        target=serve, args=(str(args.snapshot), args.latency, now, theirs), daemon=True
-    )
+    options = HubOptions(snapshot=args.snapshot, now=now, latency=args.latency)
+    server = context.Process(target=serve, args=(options, theirs), daemon=True)
     server.start()
     try:
         if not ours.poll(120):
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         engine = open_store(settings)
         found = discover(settings, engine, window=Window.parse("1970-01-01", now))
-        queue = collect_queue(settings, engine)
+        queue = collect_queue(engine)
         # One-off costs of a fresh process (importing `datasets`, about a second) are paid
         # before the clock starts: the figure is the steady throughput of collect's calls.
         importlib.import_module("datasets")

@@ -44,3 +44,30 @@ class LLMAuthError(LLMError):
 
 class BatchStateError(DynosaurError):
     """The batch is not in a state that allows the operation (e.g. publishing a failed batch)."""
+
+
+# --- hub ----------------------------------------------------------------------------------------
+
+
+class HubRequestError(HubError):
+    """One Hub or viewer request failed for good: HTTP status (0 = no answer), error code, and
+    whether the failure was transient (retries ran out: a later run may succeed)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        dataset_id: str | None = None,
+        status: int = 0,
+        code: str | None = None,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message, reason=reason, dataset_id=dataset_id)
+        self.status = status
+        self.code = code
+        self.transient = transient
+
+
+class ConfigNotFound(DynosaurError):
+    """No ``dataset_config`` row has that id."""

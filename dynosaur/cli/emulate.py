@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
-from dynosaur.cli.common import console, parse_ids, reports_errors, table
+from dynosaur.cli.common import console, reports_errors, table
+from dynosaur.emulators.options import HubOptions, LLMOptions
 from dynosaur.errors import UsageError
-from dynosaur.model import parse_utc
 
 app = typer.Typer(
     help=(
@@ -23,13 +26,56 @@ app = typer.Typer(
 )
 
 
-def _now(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_utc(value)
-    except ValueError:
-        raise UsageError(f"--now must be an ISO date or datetime, got {value!r}") from None
+OptionsT = TypeVar("OptionsT", HubOptions, LLMOptions)
+
+
+def with_options(cls: type[OptionsT]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Offer every field of ``cls`` as a flag of the decorated command, which receives them
+    built into its ``options`` argument: the flags are defined by the options class alone.
+
+    Numbers and paths are flags of their type (with the field's bounds and path checks);
+    anything else is text that the options class reads (an ISO date, comma-separated ids).
+    """
+    hints = typing.get_type_hints(cls)
+
+    def flag(item: dataclasses.Field[Any]) -> inspect.Parameter:
+        hint, meta = hints[item.name], item.metadata
+        is_path = hint == Path | None
+        as_text = not (is_path or hint in (int, float, bool))
+        option = typer.Option(
+            None if as_text else item.default,
+            *([meta["flag"]] if meta.get("flag") else []),
+            help=meta["help"],
+            **{k: meta[k] for k in ("min", "max") if meta.get(k) is not None},
+            **({"exists": meta["exists"], "dir_okay": meta["dir_okay"]} if is_path else {}),
+        )
+        annotation = str | None if as_text else hint
+        return inspect.Parameter(
+            item.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+        )
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = typing.get_type_hints(command)
+        params = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=own[name])
+            for name, p in inspect.signature(command).parameters.items()
+            if name != "options"
+        ] + [flag(item) for item in dataclasses.fields(cls)]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            given = {f.name: values.pop(f.name) for f in dataclasses.fields(cls)}
+            try:
+                options = cls(**{k: v for k, v in given.items() if v is not None})
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            command(options, **values)
+
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return run
+
+    return decorate
 
 
 def _summary(title: str, counts: dict[int, int]) -> None:
@@ -56,27 +102,13 @@ def _serve(emulator: Any, banner: Callable[[], list[str]], title: str) -> None:
 
 @app.command()
 @reports_errors
+@with_options(HubOptions)
 def hub(
-    snapshot: Path | None = typer.Option(
-        None, help="Snapshot folder (index.jsonl, datasets/); default: the project's own."
-    ),
+    options: HubOptions,
     port: int = typer.Option(8765, help="Port to listen on (0 = any free port)."),
     host: str = typer.Option(
         "127.0.0.1", help="Address to listen on (0.0.0.0 in a container; loopback otherwise)."
     ),
-    now: str | None = typer.Option(
-        None, help="Simulated now (ISO date/datetime, UTC): datasets exist from created_at on."
-    ),
-    latency: float = typer.Option(0.0, min=0, help="Seconds added to every answer."),
-    rate_429: float = typer.Option(0.0, min=0, max=1, help="Share of 429 answers."),
-    rate_5xx: float = typer.Option(0.0, min=0, max=1, help="Share of 5xx answers."),
-    retry_after: float = typer.Option(1.0, min=0, help="Retry-After of 429 answers, seconds."),
-    gated: str | None = typer.Option(None, help="Extra gated dataset ids, comma-separated."),
-    viewer_not_ready: str | None = typer.Option(
-        None, help="Dataset ids whose viewer answers 'not ready', comma-separated."
-    ),
-    page_size: int = typer.Option(1000, min=1, max=1000, help="Listing page size."),
-    seed: int = typer.Option(0, help="Seed of the injected faults."),
 ) -> None:
     """Serve the Hub API and the Dataset Viewer from a snapshot folder until Ctrl-C.
 
@@ -85,20 +117,7 @@ def hub(
     from dynosaur.emulators.hub import HubEmulator
 
     try:
-        emulator = HubEmulator(
-            snapshot,
-            now=_now(now),
-            latency=latency,
-            rate_429=rate_429,
-            rate_5xx=rate_5xx,
-            retry_after=retry_after,
-            gated=parse_ids(gated, "--gated") or [],
-            viewer_not_ready=parse_ids(viewer_not_ready, "--viewer-not-ready") or [],
-            seed=seed,
-            page_size=page_size,
-            port=port,
-            host=host,
-        )
+        emulator = HubEmulator(options, port=port, host=host)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load the snapshot: {exc}") from None
 
@@ -119,32 +138,12 @@ def hub(
 
 @app.command()
 @reports_errors
+@with_options(LLMOptions)
 def llm(
+    options: LLMOptions,
     port: int = typer.Option(8766, help="Port to listen on (0 = any free port)."),
     host: str = typer.Option(
         "127.0.0.1", help="Address to listen on (0.0.0.0 in a container; loopback otherwise)."
-    ),
-    reference: Path | None = typer.Option(
-        None,
-        exists=True,
-        dir_okay=False,
-        help="JSONL of recorded tasks to replay (dataset, config, instruction, ...).",
-    ),
-    latency: float = typer.Option(0.0, min=0, help="Seconds added to every answer."),
-    jitter: float = typer.Option(0.0, min=0, help="Up to this many more seconds, random."),
-    rate_429: float = typer.Option(0.0, min=0, max=1, help="Share of 429 answers."),
-    rate_5xx: float = typer.Option(0.0, min=0, max=1, help="Share of 5xx answers."),
-    rate_hang: float = typer.Option(0.0, min=0, max=1, help="Share of requests left hanging."),
-    rate_malformed: float = typer.Option(0.0, min=0, max=1, help="Share of non-JSON answers."),
-    rate_truncated: float = typer.Option(0.0, min=0, max=1, help="Share of cut answers."),
-    invalid_share: float = typer.Option(
-        0.0, min=0, max=1, help="Share of derived tasks made invalid (to exercise the filters)."
-    ),
-    retry_after: float = typer.Option(1.0, min=0, help="Retry-After of 429 answers, seconds."),
-    hang_seconds: float = typer.Option(3600.0, min=0, help="How long a hanging request hangs."),
-    seed: int = typer.Option(0, help="Seed of the faults and derived tasks."),
-    request_log: Path | None = typer.Option(
-        None, dir_okay=False, help="Append one JSON line per request to this file."
     ),
 ) -> None:
     """Serve an OpenAI-compatible chat-completions API that proposes tasks, until Ctrl-C.
@@ -154,29 +153,17 @@ def llm(
     from dynosaur.emulators.llm import LLMEmulator
 
     try:
-        emulator = LLMEmulator(
-            reference=reference,
-            latency=latency,
-            jitter=jitter,
-            rate_429=rate_429,
-            rate_5xx=rate_5xx,
-            rate_hang=rate_hang,
-            rate_malformed=rate_malformed,
-            rate_truncated=rate_truncated,
-            invalid_share=invalid_share,
-            retry_after=retry_after,
-            hang_seconds=hang_seconds,
-            seed=seed,
-            request_log_path=request_log,
-            port=port,
-            host=host,
-        )
+        emulator = LLMEmulator(**options.knobs(), port=port, host=host)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"cannot start the LLM emulator: {exc}") from None
 
     def banner() -> list[str]:
         url = emulator.base_url
-        source = f"replaying {reference}" if reference else "deriving tasks from the prompts"
+        source = (
+            f"replaying {options.reference}"
+            if options.reference
+            else "deriving tasks from the prompts"
+        )
         return [
             f"LLM emulator ({source}) on [bold]{url}[/]",
             "Point Dynosaur at it:",

@@ -87,11 +87,12 @@ def collect_command(
     Example: dynosaur collect --limit 50
     Example: dynosaur collect --ids squad
     """
-    from dynosaur.hub import collect, collect_queue
+    from dynosaur.hub import collect
+    from dynosaur.store.datasets import collect_queue
 
     settings = load_settings()
     engine = store(settings)
-    queue = collect_queue(settings, engine, ids=parse_ids(ids), limit=limit)
+    queue = collect_queue(engine, ids=parse_ids(ids), limit=limit)
     if not queue:
         console.print("no dataset is waiting to be collected")
         return

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 try:  # the C loader is ten times faster on the 600 cards of the shared snapshot
     from yaml import CSafeLoader as _YamlLoader
@@ -396,7 +396,7 @@ class Snapshot:
 def normalise_features(raw: dict[str, Any]) -> dict[str, Any]:
     """Features as the installed ``datasets`` writes them (old ``Sequence`` becomes ``List``...);
     unchanged if ``datasets`` cannot read them."""
-    from datasets import Features  # heavy import, only when the viewer is asked
+    from datasets import Features  # type: ignore[import-untyped]  # heavy: when first asked
 
     try:
         return Features.from_dict(raw).to_dict()

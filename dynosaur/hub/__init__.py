@@ -1,5 +1,5 @@
-"""The Hub as a source: discover new dataset revisions, collect their cards, configs, features
-and sample rows into ``hub_dataset`` / ``dataset_config``, and read a collected config back."""
+"""The Hub as a source: discover new dataset revisions, and collect their cards, configs,
+features and sample rows. What they store goes through :mod:`dynosaur.store.datasets`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.hub import repository
 from dynosaur.hub.collect import collect
 from dynosaur.hub.discover import DiscoverResult, discover
-from dynosaur.hub.repository import load_config_metadata
 from dynosaur.settings import Settings
+from dynosaur.store import datasets
 
 __all__ = [
     "DiscoverResult",
     "collect",
     "collect_queue",
     "discover",
-    "load_config_metadata",
 ]
 
 
@@ -29,7 +27,10 @@ def collect_queue(
     ids: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> list[int]:
-    """``hub_dataset`` ids to collect now: ``discovered`` rows, and ``deferred`` ones whose next
-    attempt is due (all deferred ones among explicit Hub dataset ``ids``)."""
-    del settings  # part of the step signature; the queue depends on the store only
-    return repository.collect_queue(engine, ids=ids, limit=limit)
+    """``hub_dataset`` ids to collect now (see :func:`dynosaur.store.datasets.collect_queue`).
+
+    Kept with its old signature for ``dynosaur.pipeline`` until it calls the store directly;
+    ``settings`` is unused: the queue depends on the store only.
+    """
+    del settings
+    return datasets.collect_queue(engine, ids=ids, limit=limit)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from dynosaur.hub.text import CleanReport, clean_text, clean_value, decode_bytes
 from dynosaur.reasons import Reason

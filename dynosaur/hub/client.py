@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.cookiejar import CookieJar
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -30,10 +29,11 @@ from urllib.parse import urlencode
 import httpx
 from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+from huggingface_hub.hf_api import ExpandDatasetProperty_T
 from huggingface_hub.utils import validate_repo_id
 
 from dynosaur import __version__
-from dynosaur.errors import HubError
+from dynosaur.errors import HubRequestError
 from dynosaur.reasons import Reason
 from dynosaur.retry import retry_after_seconds
 from dynosaur.settings import Settings
@@ -48,29 +48,16 @@ VIEWER_NOT_READY_CODES = frozenset({"ResponseNotReady", "ResponseAlreadyComputed
 _PERMANENT_CODES = frozenset(
     {"RepoNotFound", "RevisionNotFound", "EntryNotFound", "GatedRepo", "DisabledRepo"}
 )
-_LISTING_FIELDS = ["createdAt", "lastModified", "sha", "gated", "private", "disabled"]
+_LISTING_FIELDS: list[ExpandDatasetProperty_T] = [
+    "createdAt",
+    "lastModified",
+    "sha",
+    "gated",
+    "private",
+    "disabled",
+]
 
 Sort = Literal["created_at", "last_modified"]
-
-
-class HubRequestError(HubError):
-    """One Hub or viewer request failed for good: HTTP status (0 = no answer), error code, and
-    whether the failure was transient (retries ran out: a later run may succeed)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        dataset_id: str | None = None,
-        status: int = 0,
-        code: str | None = None,
-        transient: bool = False,
-    ) -> None:
-        super().__init__(message, reason=reason, dataset_id=dataset_id)
-        self.status = status
-        self.code = code
-        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -84,6 +71,11 @@ class HubDataset:
     gated: bool = False
     private: bool = False
     disabled: bool = False
+
+
+def hub_url(endpoint: str, dataset_id: str) -> str:
+    """The dataset's page on the Hub at ``endpoint``."""
+    return f"{endpoint.rstrip('/')}/datasets/{dataset_id}"
 
 
 def check_dataset_id(dataset_id: str) -> str | None:
@@ -164,14 +156,6 @@ def make_api(settings: Settings) -> HfApi:
     )
 
 
-class _NoCookies(CookieJar):
-    """A cookie jar that keeps nothing: the Hub's API is stateless (the token authenticates),
-    and parsing Set-Cookie on every answer is a noticeable share of httpx's time per request."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-
 class HubClient:
     """Async client of the Hub API and the Dataset Viewer; use as ``async with``.
 
@@ -218,8 +202,6 @@ class HubClient:
             max_workers=settings.hub_concurrency, thread_name_prefix="dynosaur-hub"
         )
         self.requests = 0  # requests sent, retries included
-        self.in_flight = 0
-        self.peak_in_flight = 0
         self.busy_s = 0.0  # seconds of slot time the requests took (wall clock, summed)
 
     async def __aenter__(self) -> HubClient:
@@ -250,8 +232,6 @@ class HubClient:
         for retry in range(settings.hub_max_retries + 1):
             http = await self._free.get()
             self.requests += 1
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             started = time.perf_counter()
             try:
                 return await attempt(http)
@@ -259,7 +239,6 @@ class HubClient:
                 failure = exc
             finally:
                 self.busy_s += time.perf_counter() - started
-                self.in_flight -= 1
                 self._free.put_nowait(http)
             if retry == settings.hub_max_retries:
                 break

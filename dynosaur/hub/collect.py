@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from dynosaur.errors import HubRequestError
 from dynosaur.hub.card import CardInfo, parse_card
-from dynosaur.hub.client import HubClient, HubRequestError, check_dataset_id
+from dynosaur.hub.client import HubClient, check_dataset_id
 from dynosaur.hub.features import (
     build_sample,
     features_from_viewer,
@@ -30,7 +31,12 @@ from dynosaur.hub.features import (
     normalise_features,
     sample_fields,
 )
-from dynosaur.hub.repository import (
+from dynosaur.hub.rules import dataset_skip, fields_skip, language_code, sample_skip
+from dynosaur.model import StepSummary
+from dynosaur.progress import NullProgress, Progress
+from dynosaur.reasons import Reason
+from dynosaur.settings import Settings
+from dynosaur.store.datasets import (
     COLLECTABLE,
     ConfigOutcome,
     DatasetOutcome,
@@ -39,11 +45,6 @@ from dynosaur.hub.repository import (
     save_batch,
     save_outcome,
 )
-from dynosaur.hub.rules import dataset_skip, fields_skip, language_code, sample_skip
-from dynosaur.model import StepSummary
-from dynosaur.progress import NullProgress, Progress
-from dynosaur.reasons import Reason
-from dynosaur.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,8 @@ async def _configs(
 ) -> list[ConfigOutcome]:
     """The dataset's configs as the viewer shows them, capped, each collected or skipped."""
     dataset_id = row.dataset_id
+    splits_answer: dict[str, Any] | BaseException
+    info_answer: dict[str, Any] | BaseException
     splits_answer, info_answer = await asyncio.gather(
         client.viewer("splits", dataset_id),
         client.viewer("info", dataset_id),
@@ -365,10 +368,8 @@ async def _config(
     out = ConfigOutcome(name=name, status="collected", splits=_split_sizes(split_names, info))
     raw_features = info.get("features") if isinstance(info, dict) else None
     problems: list[str] = []
-    if raw_features is not None:
-        skip = _features(out, raw_features, problems)
-        if skip:
-            return out
+    if raw_features is not None and _features(out, raw_features, problems):
+        return out
     split = pick_split(split_names)
     if split is None:
         return _skip_config(out, Reason.NO_ROWS, "the config has no split")

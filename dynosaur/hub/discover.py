@@ -14,20 +14,21 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from dynosaur.errors import HubRequestError
 from dynosaur.hub.client import (
     HubClient,
     HubDataset,
-    HubRequestError,
     Sort,
     check_dataset_id,
+    hub_url,
     list_datasets,
     make_api,
 )
-from dynosaur.hub.repository import insert_revisions
 from dynosaur.model import StepSummary, Window
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
+from dynosaur.store.datasets import NewRevision, insert_revisions
 
 
 @dataclass
@@ -81,7 +82,22 @@ def discover(
     if limit is not None:
         found = found[:limit]
     result.seen = len(found)
-    inserted = insert_revisions(engine, settings.hub_endpoint, found)
+    inserted = insert_revisions(
+        engine,
+        [
+            NewRevision(
+                dataset_id=item.dataset_id,
+                sha=item.sha,
+                created_at=item.created_at,
+                last_modified=item.last_modified,
+                discovered_via=via,
+                hub_url=hub_url(settings.hub_endpoint, item.dataset_id),
+                gated=item.gated,
+                private=item.private,
+            )
+            for item, via in found
+        ],
+    )
     for (_, via), row_id in zip(found, inserted, strict=True):
         if row_id is None:
             result.summary.add("unchanged")
@@ -107,7 +123,7 @@ def _listed(
     progress.start(None, "discover: listing the Hub")
     api = make_api(settings)
     found: dict[tuple[str, str], tuple[HubDataset, str]] = {}
-    listings: list[Sort] = ["created_at"] + (["last_modified"] if include_modified else [])
+    listings: list[Sort] = ["created_at", "last_modified"] if include_modified else ["created_at"]
     for sort in listings:
         for item in in_window(list_datasets(api, sort), window, sort):
             if not item.sha:

@@ -57,8 +57,8 @@ def dataset_skip(
     allowed = {language_code(lang) for lang in allowed_languages if lang.strip()}
     # A card without languages is not evidence of another language: only a declared list that
     # misses every allowed one skips the dataset.
-    declared = {language_code(lang) for lang in card.languages}
-    if allowed and declared and not allowed & declared:
+    codes = {language_code(lang) for lang in card.languages}
+    if allowed and codes and not allowed & codes:
         shown = ", ".join(card.languages[:10]) + ("…" if len(card.languages) > 10 else "")
         return Skip(
             Reason.LANGUAGE_NOT_ALLOWED,

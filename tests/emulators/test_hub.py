@@ -3,8 +3,9 @@ httpx on the Dataset Viewer endpoints (parsed with datasets.Features)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -20,8 +21,8 @@ from huggingface_hub.errors import (
 
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.emulators.snapshot import DEFAULT_SNAPSHOT
+from tests.emulators.conftest import AFTER_ALL, SQUAD, at
 
-SQUAD = "dynosaur-fixtures/squad-like"
 COUNCIL = "civic-lab/city-council-motions"  # created 03-02, modified 03-04T16:02:44
 GATED = "medtext-consortium/clinical-abbreviations"
 SLOW_VIEWER = "slowviewer/event-descriptions"  # created 03-03T17:29:40, viewer ready a day later
@@ -29,18 +30,14 @@ MULTI = "langtools/sentence-pairs-multi"
 SQUAD_TRAIN = {"dataset": SQUAD, "config": "plain_text", "split": "train"}
 
 
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+@pytest.fixture
+def api(own_hub: HubEmulator) -> HfApi:
+    return HfApi(endpoint=own_hub.url, token=False)
 
 
 @pytest.fixture
-def api(hub_emulator: HubEmulator) -> HfApi:
-    return HfApi(endpoint=hub_emulator.url, token=False)
-
-
-@pytest.fixture
-def viewer(hub_emulator: HubEmulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub_emulator.url) as client:
+def viewer(own_hub: HubEmulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=own_hub.url) as client:
         yield client
 
 
@@ -61,9 +58,9 @@ def test_listing_sorted_by_creation_is_newest_first_and_complete(api: HfApi) -> 
 
 
 def test_listing_follows_link_pagination_across_pages() -> None:
-    with HubEmulator(page_size=4) as hub:
+    with HubEmulator(now=AFTER_ALL, page_size=4) as hub:
         listed = list(HfApi(endpoint=hub.url, token=False).list_datasets(sort="created_at"))
-        pages = [e for e in hub.request_log if e["path"] == "/api/datasets"]
+        pages = hub.requests_to("/api/datasets")
     assert len(listed) == 25
     assert len({d.id for d in listed}) == 25
     assert len(pages) == 7
@@ -72,26 +69,24 @@ def test_listing_follows_link_pagination_across_pages() -> None:
 
 
 def test_listing_limit_stops_after_limit_items_without_fetching_every_page() -> None:
-    with HubEmulator(page_size=4) as hub:
+    with HubEmulator(now=AFTER_ALL, page_size=4) as hub:
         listed = list(HfApi(endpoint=hub.url, token=False).list_datasets(limit=5))
-        pages = [e for e in hub.request_log if e["path"] == "/api/datasets"]
+        pages = hub.requests_to("/api/datasets")
     assert len(listed) == 5
     assert len(pages) == 2
 
 
 def test_listing_sorted_by_last_modified_puts_modified_dataset_ahead(
-    hub_emulator: HubEmulator, api: HfApi
+    own_hub: HubEmulator, api: HfApi
 ) -> None:
-    hub_emulator.now = at("2024-03-05T00:00:00")
+    own_hub.now = at("2024-03-05T00:00:00")
     order = [d.id for d in api.list_datasets(sort="last_modified", expand=["lastModified"])]
     # modified on 03-04 at 16:02, so ahead of everything created before that moment
     assert order.index(COUNCIL) < order.index("timeline-data/historical-events")
 
 
-def test_simulated_now_hides_datasets_not_yet_created(
-    hub_emulator: HubEmulator, api: HfApi
-) -> None:
-    hub_emulator.now = at("2024-03-02T12:00:00")
+def test_simulated_now_hides_datasets_not_yet_created(own_hub: HubEmulator, api: HfApi) -> None:
+    own_hub.now = at("2024-03-02T12:00:00")
     listed = {d.id for d in api.list_datasets()}
     assert listed == {
         SQUAD,
@@ -104,7 +99,7 @@ def test_simulated_now_hides_datasets_not_yet_created(
     }
     with pytest.raises(RepositoryNotFoundError):
         api.dataset_info("timeline-data/historical-events")
-    hub_emulator.now = at("2024-03-05T00:00:00")
+    own_hub.now = at("2024-03-05T00:00:00")
     assert api.dataset_info("timeline-data/historical-events").id
 
 
@@ -147,11 +142,11 @@ def test_dataset_info_carries_card_data_tags_dates_and_siblings(api: HfApi) -> N
 
 
 def test_modified_dataset_shows_its_first_revision_until_last_modified(
-    hub_emulator: HubEmulator, api: HfApi
+    own_hub: HubEmulator, api: HfApi
 ) -> None:
-    hub_emulator.now = at("2024-03-03T00:00:00")
+    own_hub.now = at("2024-03-03T00:00:00")
     before = api.dataset_info(COUNCIL)
-    hub_emulator.now = at("2024-03-05T00:00:00")
+    own_hub.now = at("2024-03-05T00:00:00")
     after = api.dataset_info(COUNCIL)
     assert before.sha != after.sha
     assert before.last_modified == before.created_at == at("2024-03-02T07:55:12")
@@ -160,10 +155,10 @@ def test_modified_dataset_shows_its_first_revision_until_last_modified(
     assert api.dataset_info(COUNCIL, revision=before.sha).sha == before.sha
 
 
-def test_set_revision_makes_a_dataset_look_changed(hub_emulator: HubEmulator, api: HfApi) -> None:
+def test_set_revision_makes_a_dataset_look_changed(own_hub: HubEmulator, api: HfApi) -> None:
     old = api.dataset_info("wordsmith/one-liners").sha
     moment = at("2024-06-01T10:00:00")
-    hub_emulator.set_revision("wordsmith/one-liners", sha="ab" * 20, last_modified=moment)
+    own_hub.set_revision("wordsmith/one-liners", sha="ab" * 20, last_modified=moment)
     info = api.dataset_info("wordsmith/one-liners")
     assert (info.sha, info.last_modified) == ("ab" * 20, moment)
     assert api.dataset_info("wordsmith/one-liners", revision=old).sha == old
@@ -172,30 +167,30 @@ def test_set_revision_makes_a_dataset_look_changed(hub_emulator: HubEmulator, ap
 
 
 def test_hf_hub_download_fetches_the_card_at_the_current_commit(
-    hub_emulator: HubEmulator, tmp_path: Path
+    own_hub: HubEmulator, tmp_path: Path
 ) -> None:
     path = hf_hub_download(
         SQUAD,
         "README.md",
         repo_type="dataset",
-        endpoint=hub_emulator.url,
+        endpoint=own_hub.url,
         cache_dir=tmp_path,
         token=False,
     )
     original = DEFAULT_SNAPSHOT / "datasets" / SQUAD / "README.md"
     assert Path(path).read_bytes() == original.read_bytes()
-    sha = HfApi(endpoint=hub_emulator.url, token=False).dataset_info(SQUAD).sha
+    sha = HfApi(endpoint=own_hub.url, token=False).dataset_info(SQUAD).sha
     assert f"snapshots/{sha}/README.md" in Path(path).as_posix()
-    heads = [e for e in hub_emulator.request_log if e["method"] == "HEAD"]
+    heads = [e for e in own_hub.request_log if e["method"] == "HEAD"]
     assert heads and heads[0]["status"] == 200
 
 
 def test_dataset_card_load_parses_the_served_card(
-    hub_emulator: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DatasetCard.load takes no endpoint: it reads HF_ENDPOINT, frozen into these at import
-    monkeypatch.setattr(constants, "ENDPOINT", hub_emulator.url)
-    template = hub_emulator.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "ENDPOINT", own_hub.url)
+    template = own_hub.url + "/{repo_id}/resolve/{revision}/{filename}"
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     card = DatasetCard.load("dynosaur-fixtures/anli-like")
@@ -204,11 +199,11 @@ def test_dataset_card_load_parses_the_served_card(
 
 
 def test_missing_file_and_unknown_revision_raise_the_clients_errors(
-    hub_emulator: HubEmulator, tmp_path: Path
+    own_hub: HubEmulator, tmp_path: Path
 ) -> None:
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download(
-            SQUAD, "data.csv", repo_type="dataset", endpoint=hub_emulator.url, cache_dir=tmp_path
+            SQUAD, "data.csv", repo_type="dataset", endpoint=own_hub.url, cache_dir=tmp_path
         )
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(
@@ -216,13 +211,13 @@ def test_missing_file_and_unknown_revision_raise_the_clients_errors(
             "README.md",
             repo_type="dataset",
             revision="0" * 40,
-            endpoint=hub_emulator.url,
+            endpoint=own_hub.url,
             cache_dir=tmp_path,
         )
 
 
 def test_malformed_card_yaml_gives_no_card_data_but_the_card_downloads(
-    api: HfApi, hub_emulator: HubEmulator, tmp_path: Path
+    api: HfApi, own_hub: HubEmulator, tmp_path: Path
 ) -> None:
     info = api.dataset_info("broken-cards/faq-pairs")
     assert info.card_data is None or not info.card_data.to_dict()
@@ -230,7 +225,7 @@ def test_malformed_card_yaml_gives_no_card_data_but_the_card_downloads(
         "broken-cards/faq-pairs",
         "README.md",
         repo_type="dataset",
-        endpoint=hub_emulator.url,
+        endpoint=own_hub.url,
         cache_dir=tmp_path,
     )
     assert "task_categories: [question-answering" in Path(path).read_text()
@@ -240,12 +235,12 @@ def test_malformed_card_yaml_gives_no_card_data_but_the_card_downloads(
 
 
 def test_gated_dataset_lists_as_gated_and_refuses_files_and_viewer(
-    hub_emulator: HubEmulator, api: HfApi, viewer: httpx.Client, tmp_path: Path
+    own_hub: HubEmulator, api: HfApi, viewer: httpx.Client, tmp_path: Path
 ) -> None:
     assert api.dataset_info(GATED).gated == "manual"
     with pytest.raises(GatedRepoError):
         hf_hub_download(
-            GATED, "README.md", repo_type="dataset", endpoint=hub_emulator.url, cache_dir=tmp_path
+            GATED, "README.md", repo_type="dataset", endpoint=own_hub.url, cache_dir=tmp_path
         )
     answer = viewer.get("/splits", params={"dataset": GATED})
     assert answer.status_code == 401
@@ -254,7 +249,7 @@ def test_gated_dataset_lists_as_gated_and_refuses_files_and_viewer(
 
 
 def test_gated_knob_gates_any_dataset(tmp_path: Path) -> None:
-    with HubEmulator(gated=["wordsmith/one-liners"]) as hub:
+    with HubEmulator(now=AFTER_ALL, gated=["wordsmith/one-liners"]) as hub:
         assert HfApi(endpoint=hub.url).dataset_info("wordsmith/one-liners").gated == "manual"
         answer = httpx.get(f"{hub.url}/datasets/wordsmith/one-liners/resolve/main/README.md")
     assert answer.status_code == 401
@@ -309,12 +304,12 @@ def test_image_dataset_rows_hold_image_cells(viewer: httpx.Client) -> None:
     assert set(first["rows"][0]["row"]["image"]) == {"src", "height", "width"}
 
 
-def test_viewer_is_not_ready_until_a_day_after_creation(hub_emulator: HubEmulator) -> None:
+def test_viewer_is_not_ready_until_a_day_after_creation(own_hub: HubEmulator) -> None:
     params = {"dataset": SLOW_VIEWER}
-    hub_emulator.now = at("2024-03-04T09:00:00")
-    early = httpx.get(f"{hub_emulator.url}/splits", params=params)
-    hub_emulator.now = at("2024-03-04T18:00:00")
-    later = httpx.get(f"{hub_emulator.url}/splits", params=params)
+    own_hub.now = at("2024-03-04T09:00:00")
+    early = httpx.get(f"{own_hub.url}/splits", params=params)
+    own_hub.now = at("2024-03-04T18:00:00")
+    later = httpx.get(f"{own_hub.url}/splits", params=params)
     assert early.status_code == 500
     assert early.headers["X-Error-Code"] == "ResponseNotReady"
     assert "not ready" in early.json()["error"]
@@ -322,7 +317,7 @@ def test_viewer_is_not_ready_until_a_day_after_creation(hub_emulator: HubEmulato
 
 
 def test_viewer_not_ready_knob(tmp_path: Path) -> None:
-    with HubEmulator(viewer_not_ready=[SQUAD]) as hub:
+    with HubEmulator(now=AFTER_ALL, viewer_not_ready=[SQUAD]) as hub:
         answer = httpx.get(f"{hub.url}/first-rows", params={"dataset": SQUAD})
         other = httpx.get(f"{hub.url}/is-valid", params={"dataset": MULTI})
     assert answer.status_code == 500 and answer.headers["X-Error-Code"] == "ResponseNotReady"
@@ -375,7 +370,7 @@ def test_unknown_dataset_is_404_when_authenticated(viewer: httpx.Client) -> None
 
 
 def test_rate_limit_answers_429_with_retry_after() -> None:
-    with HubEmulator(rate_429=1.0, retry_after=2.5) as hub:
+    with HubEmulator(now=AFTER_ALL, rate_429=1.0, retry_after=2.5) as hub:
         answer = httpx.get(f"{hub.url}/api/datasets/{SQUAD}")
     assert answer.status_code == 429
     assert answer.headers["Retry-After"] == "3"
@@ -384,10 +379,73 @@ def test_rate_limit_answers_429_with_retry_after() -> None:
 
 def test_faults_are_seeded_and_a_retried_request_can_succeed() -> None:
     def statuses(seed: int) -> list[int]:
-        with HubEmulator(rate_429=0.3, rate_5xx=0.3, seed=seed) as hub, httpx.Client() as client:
+        with (
+            HubEmulator(now=AFTER_ALL, rate_429=0.3, rate_5xx=0.3, seed=seed) as hub,
+            httpx.Client() as client,
+        ):
             return [client.get(f"{hub.url}/api/datasets/{SQUAD}").status_code for _ in range(30)]
 
     first, again, other = statuses(1), statuses(1), statuses(2)
     assert first == again
     assert first != other
     assert 200 in first and 429 in first and any(s >= 500 for s in first)
+
+
+def test_other_methods_get_a_json_405_with_allow(viewer: httpx.Client) -> None:
+    answer = viewer.post(f"/api/datasets/{SQUAD}")
+    assert answer.status_code == 405
+    assert set(answer.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+    assert "POST" in answer.json()["error"]
+
+
+def test_a_failing_handler_answers_500_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    # dataset_infos.json whose config is not a mapping: the emulator's own code fails on it.
+    folder = tmp_path / "datasets" / "odd" / "infos"
+    folder.mkdir(parents=True)
+    (folder / "dataset_infos.json").write_text('{"default": 5}')
+    index = {
+        "id": "odd/infos",
+        "created_at": "2024-05-01T10:00:00.000Z",
+        "sha": "c" * 40,
+        "has_card": False,
+        "has_dataset_infos": True,
+        "configs": [{"name": "default", "status": "ok", "splits": {"train": 1}}],
+    }
+    (tmp_path / "index.jsonl").write_text(json.dumps(index) + "\n")
+    with HubEmulator(tmp_path, now=AFTER_ALL) as hub:
+        answer = httpx.get(f"{hub.url}/info", params={"dataset": "odd/infos", "config": "default"})
+        healthy = httpx.get(f"{hub.url}/healthcheck")
+        statuses = [e["status"] for e in hub.request_log]
+    assert answer.status_code == 500
+    assert answer.headers["X-Error-Code"] == "UnexpectedApiError"
+    assert answer.headers["X-Request-Id"] and answer.json()["error"]
+    assert healthy.text == "ok"
+    assert statuses == [500, 200]
+
+
+def test_configure_changes_knobs_between_requests_and_checks_them() -> None:
+    with HubEmulator(now=AFTER_ALL) as hub, httpx.Client() as client:
+        url = f"{hub.url}/api/datasets/{SQUAD}"
+        assert client.get(url).status_code == 200
+        hub.configure(rate_429=1.0, gated=[SQUAD])
+        assert client.get(url).status_code == 429
+        hub.configure(rate_429=0.0)
+        assert client.get(url).json()["gated"] == "manual"
+        with pytest.raises(ValueError):
+            hub.configure(rate_429=0.7, rate_5xx=0.7)
+        with pytest.raises(ValueError):
+            hub.configure(seed=3)
+        assert hub.status_counts == {200: 2, 429: 1}
+
+
+def test_held_requests_go_once_enough_are_in_flight() -> None:
+    async def three(url: str) -> list[int]:
+        async with httpx.AsyncClient() as client:
+            answers = await asyncio.gather(*(client.get(url) for _ in range(3)))
+        return [a.status_code for a in answers]
+
+    with HubEmulator(now=AFTER_ALL) as hub:
+        hub.hold(3)
+        assert asyncio.run(three(f"{hub.url}/healthcheck")) == [200, 200, 200]
+        assert hub.peak_in_flight == 3
+        assert httpx.get(f"{hub.url}/healthcheck").status_code == 200  # the hold is over

@@ -1,11 +1,11 @@
-"""Fixtures of the Hub ingestion tests: settings pointed at an emulator, and throwaway snapshot
-folders (the emulator's format) for hostile datasets."""
+"""Fixtures of the Hub ingestion tests: settings pointed at an emulator, store helpers, and
+throwaway snapshot folders (the emulator's format) for hostile datasets. The snapshot facts and
+the ``own_hub`` emulator are the emulator tests' (:mod:`tests.emulators.conftest`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.emulators.snapshot import DEFAULT_SNAPSHOT
 from dynosaur.settings import Settings
+from dynosaur.store.datasets import NewRevision, insert_revisions
+from tests.emulators.conftest import own_hub  # noqa: F401  (a fixture, shared)
 
 STRING = {"dtype": "string", "_type": "Value"}
 CREATED = "2024-05-01T10:00:00.000Z"
-AFTER_ALL = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-def own_index() -> list[dict[str, Any]]:
-    """The project's own snapshot index (what the emulator serves by default)."""
-    lines = (DEFAULT_SNAPSHOT / "index.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def created_on(day: str) -> set[str]:
-    """Ids of the own snapshot's datasets created on a UTC day (YYYY-MM-DD)."""
-    return {e["id"] for e in own_index() if e["created_at"].startswith(day)}
 
 
 def hub_settings(settings: Settings, hub: HubEmulator, **overrides: Any) -> Settings:
@@ -51,6 +40,32 @@ def rows_of(engine: Engine, query: str, **params: Any) -> list[Any]:
     """All rows of a query on the store."""
     with engine.connect() as conn:
         return list(conn.execute(sa.text(query), params))
+
+
+def store_revision(engine: Engine, hub: HubEmulator, dataset_id: str, sha: str) -> int:
+    """A ``hub_dataset`` row for a revision the Hub's listing never showed (an explicit id
+    that was deleted meanwhile, a hostile id); its row id."""
+    revision = NewRevision(
+        dataset_id=dataset_id,
+        sha=sha,
+        created_at=None,
+        last_modified=None,
+        discovered_via="explicit",
+        hub_url=f"{hub.url}/datasets/{dataset_id}",
+    )
+    [row_id] = insert_revisions(engine, [revision])
+    assert row_id is not None
+    return row_id
+
+
+def dataset_state(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    """Every ``hub_dataset`` row by its row id: what a later run must leave untouched."""
+    rows = rows_of(
+        engine,
+        "SELECT id, dataset_id, sha, status, reason, attempts, collected_at, updated_at "
+        "FROM hub_dataset ORDER BY id",
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 class SnapshotWriter:
@@ -98,7 +113,7 @@ class SnapshotWriter:
                 "id": dataset_id,
                 "created_at": created_at,
                 "last_modified": created_at,
-                "sha": f"{abs(hash(dataset_id)):040x}"[:40],
+                "sha": hashlib.sha1(dataset_id.encode()).hexdigest(),
                 "has_card": card is not None,
                 "has_dataset_infos": True,
                 "configs": [{"name": config, "status": "ok", "splits": {split: count}}],
@@ -117,10 +132,3 @@ class SnapshotWriter:
 def snapshot_writer(tmp_path: Path) -> SnapshotWriter:
     """An empty snapshot folder to fill."""
     return SnapshotWriter(tmp_path / "snapshot")
-
-
-@pytest.fixture
-def own_hub() -> Iterator[HubEmulator]:
-    """The emulator serving the project's own snapshot, its clock after every creation."""
-    with HubEmulator(now=AFTER_ALL) as hub:
-        yield hub

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from dynosaur.cli.main import app
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.settings import Settings
-from tests.hub.conftest import created_on, rows_of
+from tests.emulators.conftest import created_on
+from tests.hub.conftest import rows_of
 
 
 @pytest.fixture

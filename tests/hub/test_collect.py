@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.hub import collect, collect_queue, discover, load_config_metadata
-from dynosaur.hub.client import HubDataset
-from dynosaur.hub.repository import insert_revisions
+from dynosaur.errors import ConfigNotFound
+from dynosaur.hub import collect, collect_queue, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from tests.hub.conftest import AFTER_ALL, hub_settings, own_index, rows_of
+from dynosaur.store.datasets import load_config_metadata
+from tests.emulators.conftest import AFTER_ALL, SQUAD, own_index
+from tests.hub.conftest import hub_settings, rows_of, store_revision
 
 EVERYTHING = Window.parse("2024-01-01", "2024-06-01")
 
@@ -78,6 +79,8 @@ def test_collected_config_reads_back_as_config_metadata(
     assert meta.has_description
     split, splits = rows_of(store, "SELECT sample_split, splits FROM dataset_config")[0]
     assert split == "train" and set(splits) == {"train", "validation"}
+    with pytest.raises(ConfigNotFound):
+        load_config_metadata(store, config_id + 1000)
 
 
 def test_viewer_not_ready_defers_then_a_later_run_collects(
@@ -107,7 +110,7 @@ def test_viewer_not_ready_defers_then_a_later_run_collects(
 def test_viewer_never_ready_gives_up_after_the_last_attempt(
     store: Engine, settings: Settings
 ) -> None:
-    target = "dynosaur-fixtures/squad-like"
+    target = SQUAD
     with HubEmulator(now=AFTER_ALL, viewer_not_ready=[target]) as hub:
         s = hub_settings(settings, hub, viewer_max_attempts=3)
         found = discover(s, store, ids=[target])
@@ -132,7 +135,7 @@ def test_retries_through_429_and_5xx_give_the_same_result(
             s = hub_settings(settings, hub, hub_max_retries=10)
             discover(s, store, window=window)
             listed = len(hub.request_log)
-            hub.app.rate_429 = hub.app.rate_5xx = faults  # a clean listing, faults for collect
+            hub.configure(rate_429=faults, rate_5xx=faults)  # a clean listing, faulty collect
             summary = collect(s, store, collect_queue(s, store))
             answered = hub.request_log[listed:]
         assert summary.figures["requests"] == len(answered)  # every attempt counted
@@ -149,7 +152,7 @@ def test_exhausted_rate_limit_defers_every_dataset_and_fails_none(
 ) -> None:
     s = hub_settings(settings, own_hub, hub_max_retries=1)
     found = discover(s, store, window=Window.parse("2024-03-01", "2024-03-02"))
-    own_hub.app.rate_429 = 1.0
+    own_hub.configure(rate_429=1.0)
     summary = collect(s, store, found.new_ids)
     assert summary.by_status() == {"deferred": len(found.new_ids)}
     assert summary.counts[("deferred", Reason.RATE_LIMITED)] == len(found.new_ids)
@@ -169,7 +172,7 @@ def test_configs_beyond_the_cap_are_kept_as_skipped_rows(
     capped = [c for c in configs if c[2] == Reason.CONFIG_CAP]
     assert len(capped) == len(multi["configs"]) - 2
     assert all(status == "skipped" for _, status, _ in capped)
-    viewer_rows = [r for r in own_hub.request_log if r["path"] in ("/first-rows", "/rows")]
+    viewer_rows = own_hub.requests_to("/first-rows") + own_hub.requests_to("/rows")
     assert len(viewer_rows) == 2  # capped configs cost no request
 
 
@@ -178,9 +181,7 @@ def test_token_is_sent_with_every_request_and_never_stored(
 ) -> None:
     secret = "hf_" + "s3cr3t" * 6
     s = hub_settings(settings, own_hub, hub_token=secret)
-    [gone] = insert_revisions(
-        store, s.hub_endpoint, [(HubDataset("nobody/deleted", "b" * 40, None, None), "explicit")]
-    )
+    gone = store_revision(store, own_hub, "nobody/deleted", "b" * 40)
     collect(s, store, [gone])
     # The Hub tells an authenticated caller 404 for a missing repo, an anonymous one 401.
     assert [r["status"] for r in own_hub.request_log] == [404]

@@ -3,8 +3,6 @@ re-runs, changed revisions, explicit ids."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
@@ -12,11 +10,8 @@ from dynosaur.hub import collect, collect_queue, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from tests.hub.conftest import created_on, hub_settings, own_index, rows_of
-
-
-def listing_calls(hub: HubEmulator) -> int:
-    return sum(1 for r in hub.request_log if r["path"] == "/api/datasets")
+from tests.emulators.conftest import at, created_on, own_index
+from tests.hub.conftest import dataset_state, hub_settings, rows_of
 
 
 def counts(store: Engine) -> tuple[int, int]:
@@ -29,15 +24,16 @@ def counts(store: Engine) -> tuple[int, int]:
 def test_two_daily_windows_collect_only_that_days_new_datasets(
     store: Engine, settings: Settings
 ) -> None:
-    with HubEmulator(now=datetime(2024, 3, 2, tzinfo=UTC)) as hub:
+    with HubEmulator(now=at("2024-03-02T00:00:00")) as hub:
         s = hub_settings(settings, hub)
         day1 = discover(s, store, window=Window.day("2024-03-01"))
         assert day1.new_ids == collect_queue(s, store)
         collect(s, store, day1.new_ids)
-        after_day1 = {r[0] for r in rows_of(store, "SELECT dataset_id FROM hub_dataset")}
-        assert after_day1 == created_on("2024-03-01")
+        after_day1 = dataset_state(store)
+        assert {row[0] for row in after_day1.values()} == created_on("2024-03-01")
+        assert all(row[5] is not None for row in after_day1.values() if row[2] == "collected")
 
-        hub.now = datetime(2024, 3, 3, tzinfo=UTC)
+        hub.now = at("2024-03-03T00:00:00")
         day2 = discover(s, store, window=Window.day("2024-03-02"))
         new = rows_of(
             store, "SELECT dataset_id FROM hub_dataset WHERE id = ANY(:ids)", ids=day2.new_ids
@@ -47,14 +43,10 @@ def test_two_daily_windows_collect_only_that_days_new_datasets(
         summary = collect(s, store, collect_queue(s, store))
         assert summary.total == len(created_on("2024-03-02"))
 
-    # Day 1's rows were not touched by day 2's run.
-    collected_at = rows_of(
-        store,
-        "SELECT count(DISTINCT collected_at) FROM hub_dataset WHERE id <> ALL(:ids) "
-        "AND status = 'collected'",
-        ids=day2.new_ids,
-    )
-    assert collected_at[0][0] >= 1
+    # Day 1's rows were not touched by day 2's run: same ids, statuses, collected_at, updated_at.
+    after_day2 = dataset_state(store)
+    assert {i: after_day2[i] for i in after_day1} == after_day1
+    assert set(after_day2) - set(after_day1) == set(day2.new_ids)
     statuses = rows_of(store, "SELECT status, reason, message FROM hub_dataset")
     assert all(s in ("collected", "skipped", "deferred", "failed") for s, _, _ in statuses)
     assert all(r and m for s, r, m in statuses if s != "collected")  # nothing silently dropped
@@ -88,7 +80,7 @@ def test_changed_sha_is_collected_again_as_a_new_revision(
     store: Engine, settings: Settings
 ) -> None:
     changed = sorted(created_on("2024-03-01"))[0]
-    with HubEmulator(now=datetime(2024, 3, 2, tzinfo=UTC)) as hub:
+    with HubEmulator(now=at("2024-03-02T00:00:00")) as hub:
         s = hub_settings(settings, hub)
         discover(s, store, window=Window.day("2024-03-01"))
         collect(s, store, collect_queue(s, store))
@@ -99,8 +91,8 @@ def test_changed_sha_is_collected_again_as_a_new_revision(
             id=changed,
         )
 
-        hub.set_revision(changed, sha="f" * 40, last_modified=datetime(2024, 3, 2, 9, tzinfo=UTC))
-        hub.now = datetime(2024, 3, 3, tzinfo=UTC)
+        hub.set_revision(changed, sha="f" * 40, last_modified=at("2024-03-02T09:00:00"))
+        hub.now = at("2024-03-03T00:00:00")
         day2 = discover(s, store, window=Window.day("2024-03-02"))
         assert day2.summary.figures.get("new_modified") == 1
         collect(s, store, collect_queue(s, store))
@@ -131,7 +123,7 @@ def test_explicit_ids_bypass_the_listing(
     found = discover(
         s, store, ids=[*wanted, "nobody/no-such-dataset", "x'; DROP TABLE hub_dataset; --"]
     )
-    assert listing_calls(own_hub) == 0
+    assert own_hub.requests_to("/api/datasets") == []
     assert len(found.new_ids) == 2
     assert found.summary.counts[("rejected", Reason.NOT_FOUND)] == 1
     assert found.summary.counts[("rejected", Reason.INVALID_ID)] == 1

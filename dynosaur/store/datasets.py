@@ -1,9 +1,13 @@
-"""The store side of Hub ingestion: ``hub_dataset`` and ``dataset_config`` rows.
+"""The datasets repository: every SQL statement about ``hub_dataset`` and the ``dataset_config``
+rows that collect writes.
 
-Discovery upserts revisions keyed by (dataset_id, sha); collection claims a ``discovered`` or
+Discovery inserts revisions keyed by (dataset_id, sha); collection claims a ``discovered`` or
 ``deferred`` row and writes its outcome and its configs in one transaction, so a dataset is
-either untouched or completely collected. Task generation reads a collected config back as a
+either untouched or completely collected. A collected config reads back as a
 :class:`~dynosaur.model.ConfigMetadata` through :func:`load_config_metadata`.
+
+The records here (:class:`NewRevision`, :class:`DatasetOutcome`, ...) are what the store reads
+and writes; :mod:`dynosaur.hub` fills them and never writes SQL itself.
 """
 
 from __future__ import annotations
@@ -11,16 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dynosaur.errors import DynosaurError
-from dynosaur.hub.card import CardInfo
-from dynosaur.hub.client import HubDataset
+from dynosaur.errors import ConfigNotFound
 from dynosaur.model import ConfigMetadata, FieldInfo
 
+# Statuses of a hub_dataset row that collect may (re)take.
 COLLECTABLE = ("discovered", "deferred")
 
 
@@ -29,12 +33,21 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def hub_url(endpoint: str, dataset_id: str) -> str:
-    """The dataset's page on the Hub that serves it."""
-    return f"{endpoint.rstrip('/')}/datasets/{dataset_id}"
-
-
 # --- discover ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRevision:
+    """A dataset revision that discover found, as a ``hub_dataset`` row starts."""
+
+    dataset_id: str
+    sha: str
+    created_at: datetime | None
+    last_modified: datetime | None
+    discovered_via: str  # created | modified | explicit
+    hub_url: str
+    gated: bool = False
+    private: bool = False
 
 
 _INSERT_DATASET = sa.text(
@@ -48,14 +61,12 @@ _INSERT_DATASET = sa.text(
 )
 
 
-def insert_revisions(
-    engine: Engine, endpoint: str, found: Sequence[tuple[HubDataset, str]]
-) -> list[int | None]:
-    """Insert each (revision, discovered_via) not stored yet: per item, the new row's id, or
-    None when that revision was stored before."""
+def insert_revisions(engine: Engine, revisions: Sequence[NewRevision]) -> list[int | None]:
+    """Insert each revision not stored yet: per item, the new row's id, or None when that
+    (dataset_id, sha) was stored before."""
     new: list[int | None] = []
     with engine.begin() as conn:
-        for item, via in found:
+        for item in revisions:
             row = conn.execute(
                 _INSERT_DATASET,
                 {
@@ -63,8 +74,8 @@ def insert_revisions(
                     "sha": item.sha,
                     "created_at": item.created_at,
                     "last_modified": item.last_modified,
-                    "via": via,
-                    "hub_url": hub_url(endpoint, item.dataset_id),
+                    "via": item.discovered_via,
+                    "hub_url": item.hub_url,
                     "gated": item.gated,
                     "private": item.private,
                 },
@@ -126,6 +137,31 @@ def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]
     return [by_id[int(i)] for i in dict.fromkeys(row_ids) if int(i) in by_id]
 
 
+class CardColumns(Protocol):
+    """What a ``hub_dataset`` row keeps of a card (:class:`dynosaur.hub.card.CardInfo` is one)."""
+
+    @property
+    def data(self) -> dict[str, Any] | None: ...
+    @property
+    def pretty_name(self) -> str | None: ...
+    @property
+    def licenses(self) -> Sequence[str]: ...
+    @property
+    def languages(self) -> Sequence[str]: ...
+    @property
+    def multilinguality(self) -> Sequence[str]: ...
+    @property
+    def task_categories(self) -> Sequence[str]: ...
+    @property
+    def task_ids(self) -> Sequence[str]: ...
+    @property
+    def summary(self) -> str | None: ...
+    @property
+    def supported_tasks(self) -> str | None: ...
+    @property
+    def data_fields(self) -> str | None: ...
+
+
 @dataclass
 class ConfigOutcome:
     """One config as collect stores it."""
@@ -150,7 +186,7 @@ class DatasetOutcome:
     status: str  # collected | skipped | deferred | failed
     reason: str | None = None
     message: str | None = None
-    card: CardInfo | None = None
+    card: CardColumns | None = None
     notes: list[str] = field(default_factory=list)
     gated: bool | None = None
     private: bool | None = None
@@ -203,8 +239,36 @@ def save_batch(engine: Engine, outcomes: Sequence[DatasetOutcome]) -> list[bool]
         return [_save(conn, outcome) for outcome in outcomes]
 
 
+def _card_values(card: CardColumns | None) -> dict[str, Any]:
+    """The card columns of a ``hub_dataset`` row (empty ones without a card)."""
+    if card is None:
+        return {
+            "card_data": None,
+            "pretty_name": None,
+            "summary": None,
+            "supported_tasks": None,
+            "data_fields": None,
+            "licenses": [],
+            "languages": [],
+            "multilinguality": [],
+            "task_categories": [],
+            "task_ids": [],
+        }
+    return {
+        "card_data": _json(card.data),
+        "pretty_name": card.pretty_name,
+        "summary": card.summary,
+        "supported_tasks": card.supported_tasks,
+        "data_fields": card.data_fields,
+        "licenses": list(card.licenses),
+        "languages": list(card.languages),
+        "multilinguality": list(card.multilinguality),
+        "task_categories": list(card.task_categories),
+        "task_ids": list(card.task_ids),
+    }
+
+
 def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
-    card = outcome.card or CardInfo()
     claimed = conn.execute(
         _SAVE_DATASET,
         {
@@ -213,16 +277,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
             "reason": outcome.reason,
             "message": outcome.message,
             "notes": list(dict.fromkeys(outcome.notes)),
-            "card_data": _json(card.data),
-            "pretty_name": card.pretty_name,
-            "licenses": list(card.licenses),
-            "languages": list(card.languages),
-            "multilinguality": list(card.multilinguality),
-            "task_categories": list(card.task_categories),
-            "task_ids": list(card.task_ids),
-            "summary": card.summary,
-            "supported_tasks": card.supported_tasks,
-            "data_fields": card.data_fields,
+            **_card_values(outcome.card),
             "gated": outcome.gated,
             "private": outcome.private,
             "attempts": outcome.attempts,
@@ -255,10 +310,6 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
 
 
 # --- read back --------------------------------------------------------------------------------
-
-
-class ConfigNotFound(DynosaurError):
-    """No dataset_config row has that id."""
 
 
 def load_config_metadata(engine: Engine, config_id: int) -> ConfigMetadata:

@@ -1,0 +1,184 @@
+"""The emulators' knobs, defined once: :class:`HubOptions` and :class:`LLMOptions`.
+
+The emulators are built from them, ``dynosaur emulate hub|llm`` derives its flags from their
+fields (name, default, help, bounds), and the demo, the benches and the tests build them like any
+dataclass. Values are checked here, whoever builds the options; text is accepted where the
+command line gives text (an ISO ``now``, comma-separated ids).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dynosaur.emulators.snapshot import parse_time
+
+# The largest listing page the real Hub serves.
+MAX_PAGE = 1000
+
+
+def knob(
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    flag: str | None = None,
+    exists: bool = False,
+    dir_okay: bool = True,
+) -> dict[str, Any]:
+    """A field's metadata: what the command line needs to offer it (help, bounds, also checked
+    in code; for paths, whether the file must exist or may be a folder; a flag name when it is
+    not the field's)."""
+    return {
+        "help": help,
+        "min": min,
+        "max": max,
+        "flag": flag,
+        "exists": exists,
+        "dir_okay": dir_okay,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """What both options classes share: bounds checks, and the knobs as keyword arguments."""
+
+    def _check(self) -> None:
+        for item in dataclasses.fields(self):
+            low, high = item.metadata.get("min"), item.metadata.get("max")
+            value = getattr(self, item.name)
+            if low is not None and value < low:
+                raise ValueError(f"{item.name} must be at least {low}, got {value}")
+            if high is not None and value > high:
+                raise ValueError(f"{item.name} must be at most {high}, got {value}")
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)  # normalising a frozen dataclass in __post_init__
+
+    def knobs(self) -> dict[str, Any]:
+        """The options as keyword arguments (the emulators' constructors take these names)."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+
+
+def _ids(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Dataset ids from a comma-separated text or an iterable of ids."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(part.strip() for part in parts if part and part.strip())
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A UTC datetime from a datetime (naive = UTC) or ISO text."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise ValueError(f"now must be an ISO date or datetime, got {value!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class HubOptions(_Options):
+    """The Hub emulator's snapshot and knobs."""
+
+    snapshot: Path | None = field(
+        default=None,
+        metadata=knob("Snapshot folder (index.jsonl, datasets/); default: the project's own."),
+    )
+    now: datetime | None = field(
+        default=None,
+        metadata=knob("Simulated now (ISO date/datetime, UTC): datasets exist from created_at on."),
+    )
+    latency: float = field(default=0.0, metadata=knob("Seconds added to every answer.", min=0))
+    rate_429: float = field(default=0.0, metadata=knob("Share of 429 answers.", min=0, max=1))
+    rate_5xx: float = field(default=0.0, metadata=knob("Share of 5xx answers.", min=0, max=1))
+    retry_after: float = field(
+        default=1.0, metadata=knob("Retry-After of 429 answers, seconds.", min=0)
+    )
+    gated: tuple[str, ...] = field(
+        default=(), metadata=knob("Extra gated dataset ids, comma-separated.")
+    )
+    viewer_not_ready: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("Dataset ids whose viewer answers 'not ready', comma-separated."),
+    )
+    page_size: int = field(
+        default=MAX_PAGE, metadata=knob("Listing page size.", min=1, max=MAX_PAGE)
+    )
+    seed: int = field(default=0, metadata=knob("Seed of the injected faults."))
+
+    def __post_init__(self) -> None:
+        if self.snapshot is not None:
+            self._set("snapshot", Path(self.snapshot))
+        self._set("now", _moment(self.now))
+        self._set("gated", _ids(self.gated))
+        self._set("viewer_not_ready", _ids(self.viewer_not_ready))
+        self._check()
+        if self.rate_429 + self.rate_5xx > 1:
+            raise ValueError("rate_429 + rate_5xx must not exceed 1")
+
+
+_LLM_FAULTS = ("rate_429", "rate_5xx", "rate_hang", "rate_malformed", "rate_truncated")
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMOptions(_Options):
+    """The LLM emulator's reference tasks and knobs (the names of ``LLMEmulator``'s keywords)."""
+
+    reference: Path | None = field(
+        default=None,
+        metadata=knob(
+            "JSONL of recorded tasks to replay (dataset, config, instruction, ...).",
+            exists=True,
+            dir_okay=False,
+        ),
+    )
+    latency: float = field(default=0.0, metadata=knob("Seconds added to every answer.", min=0))
+    jitter: float = field(
+        default=0.0, metadata=knob("Up to this many more seconds, random.", min=0)
+    )
+    rate_429: float = field(default=0.0, metadata=knob("Share of 429 answers.", min=0, max=1))
+    rate_5xx: float = field(default=0.0, metadata=knob("Share of 5xx answers.", min=0, max=1))
+    rate_hang: float = field(
+        default=0.0, metadata=knob("Share of requests left hanging.", min=0, max=1)
+    )
+    rate_malformed: float = field(
+        default=0.0, metadata=knob("Share of non-JSON answers.", min=0, max=1)
+    )
+    rate_truncated: float = field(default=0.0, metadata=knob("Share of cut answers.", min=0, max=1))
+    invalid_share: float = field(
+        default=0.0,
+        metadata=knob(
+            "Share of derived tasks made invalid (to exercise the filters).", min=0, max=1
+        ),
+    )
+    retry_after: float = field(
+        default=1.0, metadata=knob("Retry-After of 429 answers, seconds.", min=0)
+    )
+    hang_seconds: float = field(
+        default=3600.0, metadata=knob("How long a hanging request hangs.", min=0)
+    )
+    seed: int = field(default=0, metadata=knob("Seed of the faults and derived tasks."))
+    request_log_path: Path | None = field(
+        default=None,
+        metadata=knob(
+            "Append one JSON line per request to this file.",
+            flag="--request-log",
+            dir_okay=False,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("reference", "request_log_path"):
+            value = getattr(self, name)
+            if value is not None:
+                self._set(name, Path(value))
+        self._check()
+        if sum(getattr(self, name) for name in _LLM_FAULTS) > 1:
+            raise ValueError("the fault rates must not add up to more than 1")
+
+
+__all__ = ["MAX_PAGE", "HubOptions", "LLMOptions", "knob"]
