@@ -37,3 +37,10 @@ class LLMAuthError(LLMError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="llm_auth_error")
+
+
+# --- curate, select, export ---------------------------------------------------------------------
+
+
+class SelectionError(DynosaurError):
+    """A selection cannot be made or stored as asked (unknown version, name clash...)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from dynosaur import __version__
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from dynosaur.export.source import FIELDS
+from dynosaur.store.exports import FIELDS
 
 SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS])
 ROW_GROUP_ROWS = 50_000
@@ -70,7 +70,7 @@ def write_dataset(parquet: Path, out_dir: Path, card: str) -> None:
     ``Dataset.from_parquet`` streams the file into Arrow shards on disk (memory-mapped, not
     loaded), and ``save_to_disk`` copies them: memory stays flat whatever the size.
     """
-    import datasets
+    import datasets  # type: ignore[import-untyped]
 
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)

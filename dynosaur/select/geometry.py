@@ -123,7 +123,7 @@ def kmeans_labels(points: np.ndarray, k: int, *, seed: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     if k == 1:
         return np.zeros(n, dtype=np.int64)
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # type: ignore[import-untyped]
 
     data = np.ascontiguousarray(points, dtype=np.float32)
     if n <= _EXACT_KMEANS_MAX:
