@@ -33,19 +33,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.curate import dedup
-from dynosaur.curate.instances import Construction, build_instances
-from dynosaur.curate.load import copy_lines, copy_rows
-from dynosaur.curate.step import (
-    INSTANCE_COLUMNS,
-    ConfigSource,
-    NearDuplicateIndex,
-    instance_lines,
-    stored_band_keys,
-    stored_fingerprints,
-)
+from dynosaur.curate.dedup import NearDuplicateIndex
+from dynosaur.curate.instances import build_instances
 from dynosaur.model import FieldInfo
 from dynosaur.store import upgrade
+from dynosaur.store.copy import copy_lines, copy_rows
 from dynosaur.store.engine import sqlalchemy_url
+from dynosaur.store.instances import INSTANCE_COLUMNS, TaskInstances, instance_lines
+from dynosaur.store.tasks import stored_band_keys, stored_fingerprints
 
 _VOCABULARY = (
     "given the a an of to and question answer passage sentence review label text premise "
@@ -140,22 +135,21 @@ def bench_load(engine: Engine, n_tasks: int, rows_per_task: int) -> dict[str, fl
         for _ in range(n_tasks)
     ]
 
-    source = ConfigSource(0, "bench/ds", "default", fields, [], "mit", "https://hub/x", "bench/ds")
-
-    def construct() -> list[tuple[int, Construction, ConfigSource]]:
-        return [
-            (
-                task_id,
-                build_instances("Summarise the text.", ["text"], "summary", fields, rows),
-                source,
+    def construct() -> list[TaskInstances]:
+        built = []
+        for task_id, rows in zip(task_ids, samples, strict=True):
+            made = build_instances("Summarise the text.", ["text"], "summary", fields, rows)
+            built.append(
+                TaskInstances(
+                    task_id, made.instruction, "mit", "https://hub/x", "bench/ds", made.instances
+                )
             )
-            for task_id, rows in zip(task_ids, samples, strict=True)
-        ]
+        return built
 
     built = construct()
     # The raw baseline: exactly the bytes the loader sends, made before the clock starts.
     payload = "".join(instance_lines(batch, built)).encode("utf-8")
-    n = sum(len(c.instances) for _, c, _ in built)
+    n = sum(len(t.rows) for t in built)
     sql = f"COPY instance ({', '.join(INSTANCE_COLUMNS)}) FROM STDIN"
 
     def timed(load: Callable[[Connection], object]) -> float:

@@ -71,3 +71,10 @@ class HubRequestError(HubError):
 
 class ConfigNotFound(DynosaurError):
     """No ``dataset_config`` row has that id."""
+
+
+# --- curate, select, export ---------------------------------------------------------------------
+
+
+class SelectionError(DynosaurError):
+    """A selection cannot be made or stored as asked (unknown version, name clash...)."""

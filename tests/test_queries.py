@@ -9,10 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.curate import curate
 from dynosaur.model import FieldInfo
 from dynosaur.settings import Settings
-from dynosaur.store import batches
 from dynosaur.store.migrations import sql_dir
 from tests.curate.factory import StoreFactory
 
@@ -27,14 +25,12 @@ PARAMS: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def populated(settings: Settings, store: Engine) -> Engine:
     """Two published versions, rejected tasks, a skipped dataset and a skipped config."""
-    factory = StoreFactory(store)
+    factory = StoreFactory(store, settings)
     news = factory.sentiment_config(
         "org/news", task_categories=["text-classification"], licenses=["mit"]
     )
     factory.task(news, "Classify the news review.", ["text"], "label")
-    first = batches.open_batch(store, "day1")
-    curate(settings, store, first.id)
-    batches.publish_batch(store, first.id)
+    factory.publish("day1")
 
     qa = factory.dataset(
         "org/qa", task_categories=["question-answering", "text-generation"], licenses=["apache-2.0"]
@@ -53,9 +49,7 @@ def populated(settings: Settings, store: Engine) -> Engine:
                 "'no_license', 'the card declares no license')"
             )
         )
-    second = batches.open_batch(store, "day2")
-    curate(settings, store, second.id)
-    batches.publish_batch(store, second.id)
+    factory.publish("day2")
     return store
 
 

@@ -177,7 +177,7 @@ def test_views_show_only_published_batches(store: Engine) -> None:
             conn.execute(
                 sa.text(
                     "INSERT INTO instance (task_id, batch_id, row_index, instruction, input, "
-                    "output, license, website, taskname) VALUES "
+                    "output, license, website, source) VALUES "
                     "(:t, :b, 0, 'do it', 'x', :o, 'mit', 'w', 'org/ds')"
                 ),
                 {"t": task, "b": batches[key], "o": key},

@@ -7,7 +7,7 @@ its settings from the Airflow connections and calls the library.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynosaur.airflow.connections import settings_and_store
@@ -104,16 +104,18 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
         ) from exc
     settings, engine = settings_and_store()
     chosen = _version(engine, params.get("version"), version)
-    fields = {**SELECT_FIELDS[method], "name": "name", "seed": "seed"}
-    kwargs: dict[str, Any] = {
-        arg: params[field] for field, arg in fields.items() if params.get(field) is not None
-    }
-    methods: dict[str, Callable[..., Any]] = {
-        "replay": select.select_replay,
-        "coreset": select.select_coreset,
-        "learning_percentage": select.select_learning_percentage,
-    }
-    result = methods[method](engine, settings, version=chosen, progress=LogProgress(), **kwargs)
+    chosen_method = select.method_for(
+        method, **{arg: params.get(field) for field, arg in SELECT_FIELDS[method].items()}
+    )
+    result = select.select(
+        engine,
+        settings,
+        chosen_method,
+        version=chosen,
+        name=params.get("name"),
+        seed=params.get("seed") or 0,
+        progress=LogProgress(),
+    )
     summary = result.summary.to_json()
     log.info("selection %s over version %s: %s", result.selection.name, chosen, summary)
     return {"name": result.selection.name, "version": chosen, "summary": summary}

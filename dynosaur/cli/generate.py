@@ -52,9 +52,11 @@ def generate_command(
 
     settings = load_settings(llm_model=model)
     engine = store(settings)
-    config_ids = parse_int_ids(ids) if ids else generate_queue(settings, engine, limit=limit)
-    if ids and limit:
-        config_ids = config_ids[:limit]
+    given = parse_int_ids(ids)
+    if given is not None:
+        config_ids = given[:limit] if limit else given
+    else:
+        config_ids = generate_queue(settings, engine, limit=limit)
     key = run_key or "manual:generate:" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if not config_ids:
         console.print("no config is waiting for task generation")

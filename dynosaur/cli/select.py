@@ -12,7 +12,7 @@ from dynosaur.cli.progress import BarProgress
 from dynosaur.errors import UsageError
 
 if TYPE_CHECKING:
-    from dynosaur.select import SelectionResult
+    from dynosaur.select import SelectionMethod, SelectionResult
 
 app = typer.Typer(
     help=(
@@ -68,6 +68,22 @@ def _report(result: SelectionResult) -> None:
         console.print(table("figures", ["figure", "value"], shown.items()))
 
 
+def _select(
+    method: SelectionMethod, *, version: int, name: str | None, seed: int, replace: bool
+) -> None:
+    """Run one selection with a progress bar and print what was stored."""
+    from dynosaur.select import select
+
+    settings = load_settings()
+    engine = store(settings)
+    with BarProgress() as progress:
+        result = select(
+            engine, settings, method, version=version, name=name, seed=seed, replace=replace,
+            progress=progress,
+        )  # fmt: skip
+    _report(result)
+
+
 def _parameters(parameters: dict) -> str:
     """The parameters that tell selections apart, short (the full set is in the view)."""
     hidden = ("text", "training", "clusters", "refine")
@@ -104,19 +120,11 @@ def coreset(
 
     Example: dynosaur select coreset --version 3 --fraction 0.005 --per category --name core3
     """
-    from dynosaur.select import select_coreset
+    from dynosaur.select import Coreset
 
     fraction, count = _budget(fraction, count)
-    settings = load_settings()
-    engine = store(settings)
-    with BarProgress() as progress:
-        result = select_coreset(
-            engine, settings, version=version, name=name, fraction=fraction, count=count,
-            per=per.value, category=category, clusters=clusters, refine=refine, seed=seed,
-            replace=replace,
-            progress=progress,
-        )  # fmt: skip
-    _report(result)
+    method = Coreset(fraction, count, per.value, category, clusters, refine)
+    _select(method, version=version, name=name, seed=seed, replace=replace)
 
 
 @app.command("learning-percentage")
@@ -152,19 +160,14 @@ def learning_percentage(
 
     Example: dynosaur select learning-percentage --version 3 --fraction 0.05 --scorer ./opt-350m
     """
-    from dynosaur.select import select_learning_percentage
+    from dynosaur.select import LearningPercentage
 
     fraction, count = _budget(fraction, count)
-    settings = load_settings()
-    engine = store(settings)
-    with BarProgress() as progress:
-        result = select_learning_percentage(
-            engine, settings, version=version, name=name, fraction=fraction, count=count,
-            score="lp" if score is Score.lp else "lp_one_epoch", baseline=baseline,
-            scorer=scorer, epochs=epochs, category=category, clusters=clusters, seed=seed,
-            replace=replace, progress=progress,
-        )  # fmt: skip
-    _report(result)
+    method = LearningPercentage(
+        fraction, count, "lp" if score is Score.lp else "lp_one_epoch", baseline, scorer, epochs,
+        category, clusters,
+    )  # fmt: skip
+    _select(method, version=version, name=name, seed=seed, replace=replace)
 
 
 @app.command()
@@ -184,16 +187,9 @@ def replay(
 
     Example: dynosaur select replay --version 5 --tasks 50 --name stage5
     """
-    from dynosaur.select import select_replay
+    from dynosaur.select import Replay
 
-    settings = load_settings()
-    engine = store(settings)
-    with BarProgress() as progress:
-        result = select_replay(
-            engine, settings, version=version, tasks=tasks, strategy=strategy.value, name=name,
-            seed=seed, replace=replace, progress=progress,
-        )  # fmt: skip
-    _report(result)
+    _select(Replay(tasks, strategy.value), version=version, name=name, seed=seed, replace=replace)
 
 
 @app.command("list")

@@ -13,7 +13,7 @@ different datasets, so neither check is global:
   bigram sets have Jaccard similarity >= 0.8 (:data:`NEAR_THRESHOLD`). Candidates come from
   MinHash LSH band keys kept in Postgres (``task_lsh``, migration 0003), so a batch costs index
   probes in proportion to its own size; every candidate is verified by the exact Jaccard of the two
-  instructions before a task is rejected.
+  instructions before a task is rejected (:class:`NearDuplicateIndex`).
 
 The dataset revision is not part of either key: a new revision of a dataset proposing the same task
 again adds nothing.
@@ -26,6 +26,7 @@ import itertools
 import json
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -148,3 +149,32 @@ def lsh_keys(
     """The LSH band keys of a task (what ``task_lsh`` stores and what a check probes)."""
     scope = scope_key(dataset_id, config_name, input_fields, output_field)
     return band_keys(scope, minhash(shingles(instruction)))
+
+
+class NearDuplicateIndex:
+    """LSH band key -> (task id, shingles) of valid tasks: the store's candidates for a chunk plus
+    the tasks accepted so far in it. ``find`` verifies candidates with the exact Jaccard."""
+
+    def __init__(self, stored: dict[int, list[tuple[int, str]]]) -> None:
+        self._by_key: dict[int, list[tuple[int, frozenset[str]]]] = defaultdict(list)
+        cache: dict[int, frozenset[str]] = {}
+        for key, entries in stored.items():
+            for task_id, instruction in entries:
+                if task_id not in cache:
+                    cache[task_id] = shingles(instruction)
+                self._by_key[key].append((task_id, cache[task_id]))
+
+    def add(self, task_id: int, keys: Sequence[int], shingle_set: frozenset[str]) -> None:
+        """Index a task accepted in this chunk."""
+        for key in keys:
+            self._by_key[key].append((task_id, shingle_set))
+
+    def find(self, keys: Sequence[int], shingle_set: frozenset[str]) -> tuple[int, float] | None:
+        """The most similar indexed task at or above the threshold, with its similarity."""
+        best: tuple[int, float] | None = None
+        for key in keys:
+            for task_id, other in self._by_key.get(key, ()):
+                similarity = jaccard(shingle_set, other)
+                if similarity >= NEAR_THRESHOLD and (best is None or similarity > best[1]):
+                    best = (task_id, similarity)
+        return best

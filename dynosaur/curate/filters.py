@@ -7,14 +7,15 @@
 5. ``duplicate_instruction``: another task of the same config (the original's "dataset", its
    ``task_name``) already has the same normalised instruction; the first one is kept.
 
-The store-wide checks (identical task, near-duplicate) need the store and live in
-:mod:`dynosaur.curate.step`; their pure parts are in :mod:`dynosaur.curate.dedup`.
+The store-wide checks (identical task, near-duplicate) need the store: :mod:`dynosaur.curate.step`
+runs them with the lookups of :mod:`dynosaur.store.tasks`; their pure parts are in
+:mod:`dynosaur.curate.dedup`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dynosaur.curate.dedup import normalize_instruction
 from dynosaur.model import Task
@@ -27,6 +28,17 @@ class Rejection:
 
     reason: Reason
     message: str
+
+
+def normalise_fields(task: Task) -> Task:
+    """The task with its field names stripped and each input field named once, in order."""
+    inputs = (
+        tuple(dict.fromkeys(name.strip() for name in task.input_fields))
+        if task.input_fields is not None
+        else None
+    )
+    output = task.output_field.strip() if task.output_field is not None else None
+    return replace(task, input_fields=inputs, output_field=output)
 
 
 def check_parseable(task: Task) -> Rejection | None:
@@ -87,6 +99,8 @@ def filter_config_tasks(
     rejected: dict[int, Rejection] = {}
     kept_by_instruction: dict[str, int] = {}
     for task in tasks:
+        if task.id is None:
+            raise ValueError("filter_config_tasks decides stored tasks: every task needs its id")
         rejection = next(
             (r for _, check in TASK_FILTERS if (r := check(task, field_names)) is not None), None
         )

@@ -29,12 +29,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 try:  # the C loader is ten times faster on the 600 cards of the shared snapshot
     from yaml import CSafeLoader as _YamlLoader
 except ImportError:  # pragma: no cover - pyyaml without libyaml
-    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
+    from yaml import SafeLoader as _YamlLoader
 
 DEFAULT_SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "snapshot"
 
@@ -396,7 +396,7 @@ class Snapshot:
 def normalise_features(raw: dict[str, Any]) -> dict[str, Any]:
     """Features as the installed ``datasets`` writes them (old ``Sequence`` becomes ``List``...);
     unchanged if ``datasets`` cannot read them."""
-    from datasets import Features  # type: ignore[import-untyped]  # heavy: when first asked
+    from datasets import Features  # heavy: when first asked
 
     try:
         return Features.from_dict(raw).to_dict()

@@ -1,8 +1,10 @@
 """Export a version of the collection, or a stored selection, as JSONL, Parquet or a `datasets`
 Dataset with a dataset card, and optionally push it to the Hub.
 
-Streaming end to end: rows come from a server-side cursor in batches and go straight to the file,
-so the memory an export needs does not depend on how many instances it holds.
+Streaming end to end: rows come from a server-side cursor in batches (:mod:`dynosaur.store.exports`)
+and go straight to the file, so the memory an export needs does not depend on how many instances
+it holds. Every row has the original Dynosaur's fields (:data:`FIELDS`): its ``taskname`` is the
+instance's ``source`` column, written under the original's key.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.errors import UsageError
 from dynosaur.export.card import ExportStats, dataset_card
-from dynosaur.export.source import (
+from dynosaur.export.writers import write_dataset, write_jsonl, write_parquet
+from dynosaur.progress import NullProgress, Progress
+from dynosaur.settings import Settings
+from dynosaur.store.exports import (
     FIELDS,
     RowSource,
     count_rows,
@@ -25,9 +30,6 @@ from dynosaur.export.source import (
     selection_source,
     version_source,
 )
-from dynosaur.export.writers import write_dataset, write_jsonl, write_parquet
-from dynosaur.progress import NullProgress, Progress
-from dynosaur.settings import Settings
 
 Format = Literal["jsonl", "parquet", "hf"]
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dynosaur.export.source import FIELDS
+from dynosaur.store.exports import FIELDS
 
 SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS])
 ROW_GROUP_ROWS = 50_000

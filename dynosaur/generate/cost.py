@@ -37,7 +37,7 @@ def _encoder(model: str) -> Callable[[str], int] | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the package's resource loading
         try:
-            import bpe_openai  # type: ignore[import-untyped]  # ships no type hints
+            import bpe_openai  # ships no type hints
         except ImportError:
             return None
         try:

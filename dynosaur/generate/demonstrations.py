@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml  # type: ignore[import-untyped]  # no stubs in the environment
+import yaml  # no stubs in the environment
 
 from dynosaur.model import ConfigMetadata, FieldInfo
 

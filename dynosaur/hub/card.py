@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from dynosaur.hub.text import CleanReport, clean_text, clean_value, decode_bytes
 from dynosaur.reasons import Reason
@@ -23,7 +23,7 @@ from dynosaur.reasons import Reason
 try:  # libyaml's loader is several times faster; both are safe loaders
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - pyyaml built without libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader
 
 # Headings that hold each section, in order of preference: the classic card template first,
 # then the template the Hub has used since 2023 (Dataset Description, Uses, Dataset Structure).

@@ -37,7 +37,7 @@ def normalise_features(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
     """(features in the installed ``datasets`` serialisation, problem) for a viewer's features."""
     if not isinstance(raw, dict):
         return None, f"features are a {type(raw).__name__}, not a mapping"
-    from datasets import Features  # type: ignore[import-untyped]  # heavy: only when collecting
+    from datasets import Features  # heavy: only when collecting
 
     try:
         return Features.from_dict(raw).to_dict(), None

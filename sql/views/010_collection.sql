@@ -11,7 +11,7 @@ SELECT
     i.output,
     i.license,
     i.website,
-    i.taskname,
+    i.source,
     d.dataset_id,
     c.config_name,
     i.task_id,

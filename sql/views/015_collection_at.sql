@@ -1,6 +1,6 @@
 -- collection_at(N): version N of the collection, i.e. the instances of every published batch
 -- with version <= N (the same columns as `collection`).
---   SELECT taskname, count(*) FROM collection_at(3) GROUP BY taskname;
+--   SELECT source, count(*) FROM collection_at(3) GROUP BY source;
 -- A SQL function over the `collection` view, so it runs with the caller's rights: whoever may
 -- read the view (the reader role) may call it.
 CREATE OR REPLACE FUNCTION collection_at(n integer)

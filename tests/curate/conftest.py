@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
+from dynosaur.settings import Settings
 from tests.curate.factory import StoreFactory
 
 
 @pytest.fixture
-def factory(store: Engine) -> StoreFactory:
+def factory(store: Engine, settings: Settings) -> StoreFactory:
     """A factory over the emptied store."""
-    return StoreFactory(store)
+    return StoreFactory(store, settings)

@@ -1,31 +1,43 @@
-"""Rows that curation reads, inserted with plain SQL: datasets, configs, generations, tasks.
+"""Test helpers shared by the curate, select and query tests: the rows curation reads, inserted
+with plain SQL, the curate and publish steps over them, and settings pointing at the emulators.
 
-Curation's input is written by collect and generate; these helpers write the same columns, so the
-curate tests do not depend on those steps.
+Curation's input is written by collect and generate; :class:`StoreFactory` writes the same
+columns, so these tests do not depend on those steps. Everything after that is the real code:
+curate builds the instances, publish makes the version.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from itertools import count
+from typing import TYPE_CHECKING, Any
 
+import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from dynosaur.curate import curate
 from dynosaur.model import FieldInfo
+from dynosaur.settings import Settings
+from dynosaur.store import batches
+
+if TYPE_CHECKING:
+    from dynosaur.emulators.hub import HubEmulator
+    from dynosaur.emulators.llm import LLMEmulator
+
+# Unique parts of keys (dataset revisions, request hashes) across factories of a session.
+_serial = count(1)
 
 
 class StoreFactory:
-    """Inserts the rows curation reads (status ``generated`` configs, ``proposed`` tasks)."""
+    """Inserts the rows curation reads (status ``generated`` configs, ``proposed`` tasks) and
+    runs the curate and publish steps over them."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
-        self._n = 0
-
-    def _next(self) -> int:
-        self._n += 1
-        return self._n
+        self.settings = settings
 
     def dataset(
         self,
@@ -46,7 +58,7 @@ class StoreFactory:
                 ),
                 {
                     "d": dataset_id,
-                    "s": sha or f"sha{self._next()}",
+                    "s": sha or f"sha{next(_serial)}",
                     "u": f"https://huggingface.co/datasets/{dataset_id}",
                     "l": list(licenses),
                     "t": list(task_categories),
@@ -94,7 +106,7 @@ class StoreFactory:
                     "response, prompt_tokens, completion_tokens, cost_usd, status) VALUES "
                     "(:h, 'gpt-4o-mini', 'v1', '[]', '[]', 1000, 100, :c, 'succeeded') RETURNING id"
                 ),
-                {"h": f"hash{self._next()}", "c": cost_usd},
+                {"h": f"hash{next(_serial)}", "c": cost_usd},
             ).scalar_one()
             return conn.execute(
                 sa.text(
@@ -156,7 +168,41 @@ class StoreFactory:
         fields = [FieldInfo("text", "string"), FieldInfo("label", "class_label", ("neg", "pos"))]
         return self.config(ds, name, fields=fields, rows=rows)
 
+    def curate(self, run_key: str) -> int:
+        """Open (or find) the batch of ``run_key`` and curate every generated config into it;
+        returns the batch id."""
+        batch = batches.open_batch(self.engine, run_key)
+        curate(self.settings, self.engine, batch.id)
+        return batch.id
+
+    def publish(self, run_key: str) -> batches.Batch:
+        """Curate into the batch of ``run_key`` and publish it as the next version."""
+        return batches.publish_batch(self.engine, self.curate(run_key))
+
     def rows(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
         """Run a query, return its rows."""
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text(sql), params).all())
+
+
+def live_settings(
+    settings: Settings, hub: HubEmulator, llm: LLMEmulator, **extra: object
+) -> Settings:
+    """``settings`` pointing at running Hub and LLM emulators, with no budget cap."""
+    return settings.model_copy(
+        update={
+            "hub_endpoint": hub.url,
+            "viewer_url": hub.url,
+            "llm_base_url": llm.base_url,
+            "llm_api_key": SecretStr("sk-test"),
+            "budget_usd": None,
+            **extra,
+        }
+    )
+
+
+def cli_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """The environment a ``dynosaur`` command needs to use the test store (and data folder)."""
+    monkeypatch.setenv("DYNOSAUR_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("DYNOSAUR_READER_ROLE", settings.reader_role)
+    monkeypatch.setenv("DYNOSAUR_DATA_DIR", str(settings.data_dir))

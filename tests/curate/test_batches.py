@@ -16,11 +16,10 @@ from dynosaur.store.batches import BatchStateError
 from tests.curate.factory import StoreFactory
 
 
-def curated_batch(settings: Settings, store: Engine, factory: StoreFactory, key: str) -> int:
+def curated_batch(factory: StoreFactory, key: str) -> int:
+    """A building batch of run key ``key`` with one valid task (10 instances)."""
     factory.task(factory.sentiment_config(f"org/{key}"), f"Classify {key}.", ["text"], "label")
-    batch = batches.open_batch(store, key)
-    curate(settings, store, batch.id)
-    return batch.id
+    return factory.curate(key)
 
 
 def visible(store: Engine, sql: str = "SELECT count(*) FROM collection") -> int:
@@ -41,8 +40,8 @@ def test_same_run_key_finds_the_same_batch(store: Engine) -> None:
 def test_publishing_gives_consecutive_versions_and_version_n_is_cumulative(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    one = batches.publish_batch(store, curated_batch(settings, store, factory, "d1"))
-    two = batches.publish_batch(store, curated_batch(settings, store, factory, "d2"))
+    one = batches.publish_batch(store, curated_batch(factory, "d1"))
+    two = batches.publish_batch(store, curated_batch(factory, "d2"))
     assert (one.status, one.version, two.version) == ("published", 1, 2)
     assert one.figures["instances"] == 10 and one.figures["tasks_valid"] == 1
     assert one.published_at is not None and one.cost_usd == pytest.approx(0.001)
@@ -55,7 +54,7 @@ def test_publishing_gives_consecutive_versions_and_version_n_is_cumulative(
 def test_publishing_again_returns_the_same_version(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    batch_id = curated_batch(settings, store, factory, "d1")
+    batch_id = curated_batch(factory, "d1")
     assert batches.publish_batch(store, batch_id).version == 1
     assert batches.publish_batch(store, batch_id).version == 1
     assert batches.open_batch(store, "d1").version == 1
@@ -70,14 +69,14 @@ def test_batch_without_a_valid_task_is_empty_and_takes_no_version(
     empty = batches.publish_batch(store, batch.id)
     assert (empty.status, empty.version, empty.reason) == ("empty", None, "empty_batch")
     assert empty.figures["tasks_rejected"] == 1
-    nxt = batches.publish_batch(store, curated_batch(settings, store, factory, "d2"))
+    nxt = batches.publish_batch(store, curated_batch(factory, "d2"))
     assert nxt.version == 1
 
 
 def test_building_batch_is_invisible_until_published(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    batch_id = curated_batch(settings, store, factory, "d1")
+    batch_id = curated_batch(factory, "d1")
     assert visible(store) == 0
     assert visible(store, "SELECT count(*) FROM task_overview") == 0
     batches.publish_batch(store, batch_id)
@@ -87,7 +86,7 @@ def test_building_batch_is_invisible_until_published(
 def test_failed_batch_shows_nothing_and_its_configs_go_to_a_later_run(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    batch_id = curated_batch(settings, store, factory, "d1")
+    batch_id = curated_batch(factory, "d1")
     failed = batches.fail_batch(store, batch_id, "generate crashed")
     assert (failed.status, failed.reason, failed.message) == (
         "failed",
@@ -108,7 +107,7 @@ def test_failed_batch_shows_nothing_and_its_configs_go_to_a_later_run(
 def test_reopening_a_failed_run_rebuilds_its_batch(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    batch_id = curated_batch(settings, store, factory, "d1")
+    batch_id = curated_batch(factory, "d1")
     batches.fail_batch(store, batch_id, "crash")
     reopened = batches.open_batch(store, "d1")
     assert (reopened.id, reopened.status, reopened.reason) == (batch_id, "building", None)
@@ -119,7 +118,7 @@ def test_reopening_a_failed_run_rebuilds_its_batch(
 def test_failing_a_published_batch_changes_nothing(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    batch_id = curated_batch(settings, store, factory, "d1")
+    batch_id = curated_batch(factory, "d1")
     batches.publish_batch(store, batch_id)
     assert batches.fail_batch(store, batch_id, "late failure").status == "published"
     assert visible(store) == 10
@@ -142,7 +141,7 @@ def test_publish_refuses_while_tasks_of_the_batch_are_not_curated(
 def test_concurrent_publishers_get_distinct_versions(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
-    ids = [curated_batch(settings, store, factory, f"d{i}") for i in range(4)]
+    ids = [curated_batch(factory, f"d{i}") for i in range(4)]
     results: dict[int, int] = {}
 
     def publish(batch_id: int) -> None:

@@ -10,13 +10,12 @@ from typer.testing import CliRunner
 
 from dynosaur.cli.main import app
 from dynosaur.settings import Settings
-from tests.curate.factory import StoreFactory
+from tests.curate.factory import StoreFactory, cli_environment
 
 
 @pytest.fixture
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("DYNOSAUR_DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("DYNOSAUR_READER_ROLE", settings.reader_role)
+    cli_environment(monkeypatch, settings)
     return CliRunner()
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynosaur.curate import dedup
-from dynosaur.curate.step import NearDuplicateIndex
+from dynosaur.curate.dedup import NearDuplicateIndex
 
 
 def test_normalisation_ignores_case_spacing_final_punctuation_and_label_suffix() -> None:

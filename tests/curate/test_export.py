@@ -11,31 +11,30 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.curate import curate
 from dynosaur.errors import UsageError
 from dynosaur.export import FIELDS, export
 from dynosaur.settings import Settings
-from dynosaur.store import batches
 from tests.curate.factory import StoreFactory
 
 
 @pytest.fixture
-def two_versions(settings: Settings, store: Engine) -> Engine:
+def two_versions(store: Engine, factory: StoreFactory) -> Engine:
     """Version 1: org/a (10 instances, mit); version 2 adds org/b (10, apache-2.0)."""
-    factory = StoreFactory(store)
     for day, (name, license_) in enumerate((("org/a", "mit"), ("org/b", "apache-2.0"))):
         config = factory.sentiment_config(name, licenses=[license_])
         factory.task(config, f"Classify the {name} review.", ["text"], "label")
-        batch = batches.open_batch(store, f"day{day}")
-        curate(settings, store, batch.id)
-        batches.publish_batch(store, batch.id)
+        factory.publish(f"day{day}")
     return store
+
+
+# The exported fields as the collection view names them: `taskname` is the `source` column.
+EXPORTED = "instruction, input, output, license, website, source AS taskname"
 
 
 def collection_rows(store: Engine, version: int) -> list[dict[str, str]]:
     with store.connect() as conn:
         rows = conn.execute(
-            sa.text(f"SELECT {', '.join(FIELDS)} FROM collection_at(:v) ORDER BY instance_id"),
+            sa.text(f"SELECT {EXPORTED} FROM collection_at(:v) ORDER BY instance_id"),
             {"v": version},
         ).mappings()
         return [dict(r) for r in rows]
@@ -49,6 +48,7 @@ def test_jsonl_has_the_original_fields_and_exactly_version_n(
     lines = [json.loads(line) for line in result.path.read_text().splitlines()]
     assert lines == collection_rows(two_versions, 1)
     assert len(lines) == 10 and list(lines[0]) == list(FIELDS)
+    assert lines[0]["taskname"] == "org/a"  # the original's key for the instance's source
     assert result.figures == {
         "instances": 10,
         "tasks": 1,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dynosaur.curate.filters import (
     check_fields_exist,
     check_input_is_output,
     check_output_field,
     check_parseable,
     filter_config_tasks,
+    normalise_fields,
 )
 from dynosaur.model import Task
 from dynosaur.reasons import Reason
@@ -22,6 +25,18 @@ def task(task_id: int = 1, instruction="Answer the question.", inputs=("question
         input_fields=tuple(inputs) if inputs is not None else None,
         output_field=out,
     )
+
+
+def test_field_names_are_stripped_and_each_input_is_kept_once_in_order() -> None:
+    read = normalise_fields(task(inputs=(" question", "context ", "question"), out=" answer "))
+    assert (read.input_fields, read.output_field) == (("question", "context"), "answer")
+    unread = normalise_fields(task(inputs=None, out=None))
+    assert (unread.input_fields, unread.output_field) == (None, None)
+
+
+def test_filtering_needs_stored_tasks_with_ids() -> None:
+    with pytest.raises(ValueError, match="needs its id"):
+        filter_config_tasks([task(task_id=None)], FIELDS)
 
 
 def test_missing_or_blank_instruction_is_unparseable() -> None:

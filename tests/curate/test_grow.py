@@ -13,7 +13,6 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -22,6 +21,7 @@ from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.pipeline import grow, request_for
 from dynosaur.settings import Settings
 from dynosaur.store import batches
+from tests.curate.factory import cli_environment, live_settings
 
 COUNTED = ("hub_dataset", "dataset_config", "generation", "llm_call", "task", "instance", "batch")
 
@@ -40,16 +40,7 @@ def llm() -> Iterator[LLMEmulator]:
 
 @pytest.fixture
 def live(settings: Settings, hub: HubEmulator, llm: LLMEmulator) -> Settings:
-    return settings.model_copy(
-        update={
-            "hub_endpoint": hub.url,
-            "viewer_url": hub.url,
-            "llm_base_url": llm.base_url,
-            "llm_api_key": SecretStr("sk-test"),
-            "budget_usd": None,
-            "llm_backoff_s": 0.01,
-        }
-    )
+    return live_settings(settings, hub, llm, llm_backoff_s=0.01)
 
 
 def day(hub: HubEmulator, date: str) -> dict:
@@ -97,7 +88,8 @@ def test_two_days_give_versions_1_and_2_and_the_same_day_again_adds_nothing(
 def test_injected_invalid_tasks_are_rejected_with_their_reason(
     live: Settings, store: Engine, hub: HubEmulator, llm: LLMEmulator
 ) -> None:
-    grow(live, store, request_for(since="2024-03-01", until="2024-03-05", **_now(hub)))
+    hub.now = datetime.fromisoformat("2024-03-05T00:00:00+00:00")
+    grow(live, store, request_for(since="2024-03-01", until="2024-03-05"))
     injected = [kind for entry in llm.request_log for kind in entry["outcome"].get("invalid", [])]
     assert injected, "the emulator injected no invalid task: raise invalid_share"
     expected = {
@@ -115,16 +107,12 @@ def test_injected_invalid_tasks_are_rejected_with_their_reason(
         assert rejected.get(reason, 0) >= injected.count(kind), (kind, rejected)
 
 
-def _now(hub: HubEmulator) -> dict:
-    hub.now = datetime.fromisoformat("2024-03-05T00:00:00+00:00")
-    return {}
-
-
 CRASH_AFTER_CURATE = """
 import json, os, signal, sys
 from dynosaur.pipeline import (begin_run, collect_step, curate_step, discover_step,
                                generate_queue_step, generate_step, request_for)
 from dynosaur.settings import Settings
+from tests.curate.factory import cli_environment, live_settings
 from dynosaur.store import open_store
 
 settings = Settings.model_validate_json(sys.argv[1])
@@ -173,18 +161,16 @@ def test_grow_command_prints_the_run_and_status_shows_the_versions(
 ) -> None:
     from dynosaur.cli.main import app
 
+    cli_environment(monkeypatch, live)
     env = {
-        "DYNOSAUR_DATABASE_URL": live.database_url,
-        "DYNOSAUR_READER_ROLE": live.reader_role,
         "DYNOSAUR_HUB_ENDPOINT": live.hub_endpoint,
         "DYNOSAUR_VIEWER_URL": live.viewer_url,
         "DYNOSAUR_LLM_BASE_URL": live.llm_base_url,
         "DYNOSAUR_LLM_API_KEY": "sk-test",
-        "DYNOSAUR_BUDGET_USD": "",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DYNOSAUR_BUDGET_USD")
+    monkeypatch.delenv("DYNOSAUR_BUDGET_USD", raising=False)  # no cap
     runner = CliRunner()
     day(hub, "2024-03-01")
     result = runner.invoke(app, ["grow", "--day", "2024-03-01"])

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dynosaur.curate.dedup import normalize_instruction
@@ -20,19 +19,7 @@ from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.pipeline import grow, request_for
 from dynosaur.settings import Settings
 from tests.conftest import SHARED_REFERENCE, SHARED_SNAPSHOT
-
-
-def _live(settings: Settings, hub: HubEmulator, llm: LLMEmulator, **extra: object) -> Settings:
-    return settings.model_copy(
-        update={
-            "hub_endpoint": hub.url,
-            "viewer_url": hub.url,
-            "llm_base_url": llm.base_url,
-            "llm_api_key": SecretStr("sk-test"),
-            "budget_usd": None,
-            **extra,
-        }
-    )
+from tests.curate.factory import live_settings
 
 
 def _reference() -> list[dict]:
@@ -48,7 +35,7 @@ def replayed(settings: Settings, store: Engine) -> Iterator[Engine]:
         LLMEmulator(reference=SHARED_REFERENCE) as llm,
     ):
         # Every language: the reference was made before language filtering existed.
-        grow(_live(settings, hub, llm, languages=[]), store, request_for(ids=ids))
+        grow(live_settings(settings, hub, llm, languages=[]), store, request_for(ids=ids))
         yield store
 
 
@@ -121,7 +108,11 @@ def test_every_injected_invalid_task_is_rejected_with_its_reason(
         HubEmulator(now=datetime(2024, 3, 5, tzinfo=UTC)) as hub,
         LLMEmulator(invalid_share=0.35, seed=11) as llm,
     ):
-        grow(_live(settings, hub, llm), store, request_for(since="2024-03-01", until="2024-03-05"))
+        grow(
+            live_settings(settings, hub, llm),
+            store,
+            request_for(since="2024-03-01", until="2024-03-05"),
+        )
         injected = Counter(k for e in llm.request_log for k in e["outcome"].get("invalid", []))
     with store.connect() as conn:
         answers = conn.execute(

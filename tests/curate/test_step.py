@@ -3,21 +3,17 @@ de-duplication, idempotence and recovery from a crash in the middle of a batch."
 
 from __future__ import annotations
 
+import psycopg2.errors
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.curate import step
-from dynosaur.curate.step import claim_configs, curate
+from dynosaur.curate import curate
 from dynosaur.model import FieldInfo
 from dynosaur.settings import Settings
 from dynosaur.store import batches
+from dynosaur.store.tasks import claim_configs
 from tests.curate.factory import StoreFactory
-
-
-def run(settings: Settings, engine: Engine, key: str) -> int:
-    batch = batches.open_batch(engine, key)
-    curate(settings, engine, batch.id)
-    return batch.id
 
 
 def statuses(factory: StoreFactory) -> dict[str, tuple[str, str | None]]:
@@ -25,12 +21,12 @@ def statuses(factory: StoreFactory) -> dict[str, tuple[str, str | None]]:
     return {r.instruction: (r.status, r.reason) for r in rows}
 
 
-def test_valid_task_gets_instances_with_license_website_and_label_suffix(
-    settings: Settings, store: Engine, factory: StoreFactory
+def test_valid_task_gets_instances_with_license_website_source_and_label_suffix(
+    factory: StoreFactory,
 ) -> None:
     config = factory.sentiment_config("org/reviews", licenses=("mit", "cc-by-4.0"))
     factory.task(config, "Classify the review.", ["text"], "label")
-    batch_id = run(settings, store, "day1")
+    batch_id = factory.curate("day1")
     task = factory.rows("SELECT * FROM task")[0]
     assert (task.status, task.batch_id, task.labels) == ("valid", batch_id, ["neg", "pos"])
     assert task.instance_instruction == "Classify the review. Answers must be one of neg, pos."
@@ -41,14 +37,12 @@ def test_valid_task_gets_instances_with_license_website_and_label_suffix(
     assert first.instruction == task.instance_instruction
     assert first.license == "mit, cc-by-4.0"
     assert first.website == "https://huggingface.co/datasets/org/reviews"
-    assert first.taskname == "org/reviews"
+    assert first.source == "org/reviews"
     config_row = factory.rows("SELECT status, batch_id FROM dataset_config")[0]
     assert tuple(config_row) == ("curated", batch_id)
 
 
-def test_every_rejection_is_stored_with_its_reason_and_a_message(
-    settings: Settings, store: Engine, factory: StoreFactory
-) -> None:
+def test_every_rejection_is_stored_with_its_reason_and_a_message(factory: StoreFactory) -> None:
     config = factory.sentiment_config()
     factory.task(config, None, None, None, raw="this is not a task")
     factory.task(config, "Do something.", ["text"], None)
@@ -59,7 +53,7 @@ def test_every_rejection_is_stored_with_its_reason_and_a_message(
     lopsided = factory.dataset("org/lopsided")
     rows = [{"text": f"t{i}", "label": "pos" if i else "neg"} for i in range(10)]
     factory.task(factory.config(lopsided, rows=rows), "Label it.", ["text"], "label")
-    run(settings, store, "day1")
+    factory.curate("day1")
     got = {
         r.reason: r.message
         for r in factory.rows("SELECT reason, message FROM task WHERE status = 'rejected'")
@@ -76,62 +70,49 @@ def test_every_rejection_is_stored_with_its_reason_and_a_message(
     assert "'passage'" in got["unknown_field"] and "90%" in got["imbalanced_labels"]
 
 
-def test_identical_task_on_a_new_revision_is_duplicate_in_store(
-    settings: Settings, store: Engine, factory: StoreFactory
-) -> None:
+def test_identical_task_on_a_new_revision_is_duplicate_in_store(factory: StoreFactory) -> None:
     first = factory.sentiment_config("org/reviews")
     original = factory.task(first, "Classify the review.", ["text"], "label")
-    batches.publish_batch(store, run(settings, store, "day1"))
+    factory.publish("day1")
     second = factory.sentiment_config("org/reviews")  # same dataset id and config, new sha
     factory.task(second, "Classify the review!", ["text"], "label")
-    run(settings, store, "day2")
+    factory.curate("day2")
     again = factory.rows("SELECT status, reason, message FROM task WHERE config_id = :c", c=second)
     assert (again[0].status, again[0].reason) == ("rejected", "duplicate_in_store")
     assert f"task {original}" in again[0].message
 
 
-def test_reworded_task_on_same_config_and_fields_is_a_near_duplicate(
-    settings: Settings, store: Engine, factory: StoreFactory
-) -> None:
+def test_reworded_task_on_same_config_and_fields_is_a_near_duplicate(factory: StoreFactory) -> None:
     text = "Read the review text and decide whether the customer liked the product"
-    batches.publish_batch(
-        store,
-        (
-            factory.task(factory.sentiment_config("org/r"), text, ["text"], "label"),
-            run(settings, store, "day1"),
-        )[1],
-    )
+    factory.task(factory.sentiment_config("org/r"), text, ["text"], "label")
+    factory.publish("day1")
     config = factory.sentiment_config("org/r")
     factory.task(config, text + " or not", ["text"], "label")  # same fields: near-duplicate
     factory.task(config, text + " in the text", ["label"], "text")  # other fields: kept
-    run(settings, store, "day2")
+    factory.curate("day2")
     assert statuses(factory)[text + " or not"] == ("rejected", "near_duplicate_in_store")
     assert statuses(factory)[text + " in the text"][0] == "valid"
 
 
-def test_near_duplicates_inside_one_batch_keep_the_first(
-    settings: Settings, store: Engine, factory: StoreFactory
-) -> None:
+def test_near_duplicates_inside_one_batch_keep_the_first(factory: StoreFactory) -> None:
     config = factory.sentiment_config()
     text = "Given a customer review of a product, decide whether the review is positive"
     factory.task(config, text, ["text"], "label")
     factory.task(config, text + " overall", ["text"], "label")
-    run(settings, store, "day1")
+    factory.curate("day1")
     assert statuses(factory)[text] == ("valid", None)
     assert statuses(factory)[text + " overall"] == ("rejected", "near_duplicate_in_store")
 
 
-def test_same_task_on_another_config_or_dataset_is_kept(
-    settings: Settings, store: Engine, factory: StoreFactory
-) -> None:
+def test_same_task_on_another_config_or_dataset_is_kept(factory: StoreFactory) -> None:
     ds = factory.dataset("org/multi")
     rows = [{"text": f"row {i}", "label": "pos" if i % 2 else "neg"} for i in range(10)]
     for name in ("en", "fr"):
         factory.task(factory.config(ds, name, rows=rows), "Classify.", ["text"], "label")
     factory.task(factory.sentiment_config("org/other"), "Classify.", ["text"], "label")
-    run(settings, store, "day1")
+    factory.curate("day1")
     assert factory.rows("SELECT count(*) AS n FROM task WHERE status = 'valid'")[0].n == 3
-    names = {r.taskname for r in factory.rows("SELECT DISTINCT taskname FROM instance")}
+    names = {r.source for r in factory.rows("SELECT DISTINCT source FROM instance")}
     assert names == {"org/multi-en", "org/multi-fr", "org/other"}
 
 
@@ -146,43 +127,44 @@ def test_running_curate_again_adds_nothing(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
     factory.task(factory.sentiment_config(), "Classify the review.", ["text"], "label")
-    batch_id = run(settings, store, "day1")
+    batch_id = factory.curate("day1")
     before = factory.rows("SELECT count(*) AS n FROM instance")[0].n
     again = curate(settings, store, batch_id)
     assert again.total == 0
     assert factory.rows("SELECT count(*) AS n FROM instance")[0].n == before == 10
 
 
-def test_a_crash_mid_batch_keeps_finished_chunks_and_a_rerun_completes(
-    settings: Settings, store: Engine, factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+def test_a_chunk_the_store_refuses_rolls_back_alone_and_a_rerun_completes(
+    settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
     configs = [factory.sentiment_config(f"org/ds{i}") for i in range(3)]
-    for config in configs:
-        factory.task(config, "Classify the review.", ["text"], "label")
+    tasks = [factory.task(config, "Classify the review.", ["text"], "label") for config in configs]
+    # A leftover near-duplicate index row of the second config's task (as a store edited by hand
+    # could hold): Postgres refuses that chunk's index rows, a real failure mid-batch.
+    with store.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO task_lsh (task_id, band, band_key) VALUES (:t, 0, 0)"),
+            {"t": tasks[1]},
+        )
     batch = batches.open_batch(store, "day1")
-    monkeypatch.setattr(step, "CONFIGS_PER_CHUNK", 1)
-    real = step.build_instances
-    calls = {"n": 0}
-
-    def crash_on_second_chunk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("worker killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(step, "build_instances", crash_on_second_chunk)
-    with pytest.raises(RuntimeError):
-        curate(settings, store, batch.id)
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        curate(settings, store, batch.id, configs_per_chunk=1)
     done = factory.rows("SELECT config_id FROM task WHERE status = 'valid'")
     assert [r.config_id for r in done] == configs[:1]  # the failed chunk rolled back
     assert factory.rows("SELECT count(*) AS n FROM instance")[0].n == 10
-    summary = curate(settings, store, batch.id)
+    left = factory.rows("SELECT id FROM task WHERE status = 'proposed' ORDER BY id")
+    assert [r.id for r in left] == tasks[1:]  # the third chunk was never reached
+    with store.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM task_lsh WHERE band_key = 0 AND task_id = :t"), {"t": tasks[1]}
+        )
+    summary = curate(settings, store, batch.id, configs_per_chunk=1)
     assert summary.by_status() == {"valid": 2}
     assert factory.rows("SELECT count(*) AS n FROM instance")[0].n == 30
 
 
 def test_copy_round_trips_quotes_commas_newlines_backslashes_and_unicode(
-    settings: Settings, store: Engine, factory: StoreFactory
+    factory: StoreFactory,
 ) -> None:
     ds = factory.dataset('org/"quoted", name')
     tricky = ['say "hi", then\nleave', "back\\slash\t tab", "émoji 🦕 中文", "a,b,,c", '""']
@@ -191,17 +173,17 @@ def test_copy_round_trips_quotes_commas_newlines_backslashes_and_unicode(
         ds, rows=rows, fields=[FieldInfo("q", "string"), FieldInfo("a", "string")]
     )
     factory.task(config, "Answer it.", ["q"], "a")
-    run(settings, store, "day1")
-    got = factory.rows("SELECT input, output, taskname FROM instance ORDER BY row_index")
+    factory.curate("day1")
+    got = factory.rows("SELECT input, output, source FROM instance ORDER BY row_index")
     assert [(r.input, r.output) for r in got] == [(r["q"], r["a"]) for r in rows]
-    assert got[0].taskname == 'org/"quoted", name'
+    assert got[0].source == 'org/"quoted", name'
 
 
 def test_curating_a_published_batch_does_nothing(
     settings: Settings, store: Engine, factory: StoreFactory
 ) -> None:
     factory.task(factory.sentiment_config(), "Classify the review.", ["text"], "label")
-    batch_id = run(settings, store, "day1")
+    batch_id = factory.curate("day1")
     batches.publish_batch(store, batch_id)
     factory.task(factory.sentiment_config("org/new"), "Classify the review.", ["text"], "label")
     assert curate(settings, store, batch_id).total == 0

@@ -1,4 +1,5 @@
-"""Fixtures for selection tests: a store emptied of selections and cached vectors too."""
+"""Fixtures for selection tests: a store emptied of selections and cached vectors too, a factory
+of published batches over it, and a tiny scorer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+
+from dynosaur.settings import Settings
+from tests.curate.factory import StoreFactory
 
 _SELECT_TABLES = ("selection", "scoring_run", "instance_embedding", "task_embedding")
 _HERE = Path(__file__).resolve().parent
@@ -33,6 +37,12 @@ def select_store(store: Engine) -> Engine:
     with store.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {', '.join(_SELECT_TABLES)} RESTART IDENTITY CASCADE")
     return store
+
+
+@pytest.fixture
+def factory(select_store: Engine, settings: Settings) -> StoreFactory:
+    """A factory over the emptied store (for :func:`tests.select.factory.add_batch`)."""
+    return StoreFactory(select_store, settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,21 @@
-"""Builds published batches in the store with plain SQL (the growth pipeline is not needed)."""
+"""Published batches of hand-written tasks, built by the real curate and publish steps over
+rows that :class:`tests.curate.factory.StoreFactory` inserts (the growth pipeline is not needed).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import count
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from dynosaur.model import FieldInfo
+from tests.curate.factory import StoreFactory
 
 _serial = count(1)
 
 
 @dataclass
 class TaskRows:
-    """One valid task and its instances: (input, output) pairs."""
+    """One task and the rows of its data: (input, output) pairs, one instance each."""
 
     instruction: str
     rows: list[tuple[str, str]]
@@ -30,75 +32,34 @@ class Batch:
     instance_ids: list[list[int]] = field(default_factory=list)
 
 
-def add_batch(engine: Engine, version: int | None, tasks: list[TaskRows]) -> Batch:
-    """A batch with ``tasks`` (one dataset + config each); published as ``version`` unless None."""
+def add_batch(factory: StoreFactory, version: int | None, tasks: list[TaskRows]) -> Batch:
+    """A batch with ``tasks`` (one dataset + config each, ``text`` -> ``label``) curated and, unless
+    ``version`` is None, published as that version (it must be the next one)."""
     n = next(_serial)
-    with engine.begin() as conn:
-        state = "published" if version is not None else "building"
-        batch_id = conn.execute(
-            sa.text(
-                "INSERT INTO batch (run_key, status, version, published_at) VALUES "
-                "(:k, :s, :v, CASE WHEN :s = 'published' THEN now() END) RETURNING id"
-            ),
-            {"k": f"test-run-{n}", "s": state, "v": version},
-        ).scalar_one()
-        out = Batch(batch_id, version)
-        for t, task in enumerate(tasks):
-            dataset = conn.execute(
-                sa.text(
-                    "INSERT INTO hub_dataset (dataset_id, sha, discovered_via, hub_url, "
-                    "task_categories, licenses, status) VALUES (:d, 'sha', 'created', "
-                    "'https://huggingface.co/datasets/' || :d, :cats, '{mit}', 'collected') "
-                    "RETURNING id"
-                ),
-                {"d": f"org/ds-{n}-{t}", "cats": [task.category] if task.category else []},
-            ).scalar_one()
-            config = conn.execute(
-                sa.text(
-                    "INSERT INTO dataset_config (hub_dataset_id, config_name, status, batch_id) "
-                    "VALUES (:d, 'default', 'curated', :b) RETURNING id"
-                ),
-                {"d": dataset, "b": batch_id},
-            ).scalar_one()
-            call = conn.execute(
-                sa.text(
-                    "INSERT INTO llm_call (request_hash, model, prompt_version, messages, status, "
-                    "response) VALUES (:h, 'm', 'v', '[]', 'succeeded', '[]') RETURNING id"
-                ),
-                {"h": f"h-{n}-{t}"},
-            ).scalar_one()
-            generation = conn.execute(
-                sa.text(
-                    "INSERT INTO generation (config_id, prompt_kind, request_hash, llm_call_id, "
-                    "status) VALUES (:c, 'description_aware', :h, :l, 'succeeded') RETURNING id"
-                ),
-                {"c": config, "h": f"h-{n}-{t}", "l": call},
-            ).scalar_one()
-            task_id = conn.execute(
-                sa.text(
-                    "INSERT INTO task (config_id, generation_id, position, instruction, "
-                    "input_fields, output_field, status, batch_id, fingerprint) VALUES "
-                    "(:c, :g, 0, :i, '{text}', 'label', 'valid', :b, :f) RETURNING id"
-                ),
-                {"c": config, "g": generation, "i": task.instruction, "b": batch_id,
-                 "f": f"fp-{n}-{t}"},
-            ).scalar_one()  # fmt: skip
-            ids = []
-            for r, (text, label) in enumerate(task.rows):
-                ids.append(
-                    conn.execute(
-                        sa.text(
-                            "INSERT INTO instance (task_id, batch_id, row_index, instruction, "
-                            "input, output, license, website, taskname) VALUES "
-                            "(:t, :b, :r, :i, :x, :y, 'mit', 'https://huggingface.co', :d) "
-                            "RETURNING id"
-                        ),
-                        {"t": task_id, "b": batch_id, "r": r, "i": task.instruction, "x": text,
-                         "y": label, "d": f"org/ds-{n}-{t}"},
-                    ).scalar_one()
-                )  # fmt: skip
-            out.task_ids.append(task_id)
-            out.instance_ids.append(ids)
+    task_ids = []
+    for t, task in enumerate(tasks):
+        dataset = factory.dataset(
+            f"org/ds-{n}-{t}", task_categories=[task.category] if task.category else []
+        )
+        rows = [{"text": text, "label": label} for text, label in task.rows]
+        fields = [FieldInfo("text", "string"), FieldInfo("label", "string")]
+        config = factory.config(dataset, rows=rows, fields=fields)
+        task_ids.append(factory.task(config, task.instruction, ["text"], "label"))
+    run_key = f"test-run-{n}"
+    batch_id = factory.curate(run_key)
+    if version is not None:
+        published = factory.publish(run_key)
+        assert published.version == version, f"batch {batch_id} became version {published.version}"
+    valid = factory.rows(
+        "SELECT id FROM task WHERE id = ANY(:ids) AND status = 'valid'", ids=task_ids
+    )
+    assert len(valid) == len(tasks), "every hand-written task must be valid"
+    out = Batch(batch_id, version, task_ids)
+    for task_id in task_ids:
+        rows = factory.rows(
+            "SELECT id FROM instance WHERE task_id = :t ORDER BY row_index", t=task_id
+        )
+        out.instance_ids.append([r.id for r in rows])
     return out
 
 

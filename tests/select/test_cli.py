@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -10,6 +12,7 @@ from dynosaur.cli import common
 from dynosaur.cli.main import app
 from dynosaur.select import list_selections
 from dynosaur.settings import Settings
+from tests.curate.factory import StoreFactory, cli_environment
 from tests.select.factory import ARITHMETIC, SENTIMENT, SUMMARY, TRANSLATION, add_batch
 
 pytestmark = pytest.mark.select
@@ -17,9 +20,7 @@ pytestmark = pytest.mark.select
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    monkeypatch.setenv("DYNOSAUR_DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("DYNOSAUR_READER_ROLE", settings.reader_role)
-    monkeypatch.setenv("DYNOSAUR_DATA_DIR", str(settings.data_dir))
+    cli_environment(monkeypatch, settings)
     monkeypatch.setattr(common.console, "width", 160)  # tables would wrap names at 80
 
 
@@ -28,10 +29,10 @@ def _run(*args: str):
 
 
 def test_coreset_and_replay_commands_store_selections_that_list_shows(
-    select_store: Engine, cli_env: None
+    factory: StoreFactory, select_store: Engine, cli_env: None
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION])
-    add_batch(select_store, 2, [ARITHMETIC, SUMMARY])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION])
+    add_batch(factory, 2, [ARITHMETIC, SUMMARY])
     out = _run("select", "coreset", "--version", "2", "--count", "4", "--name", "core")
     assert out.exit_code == 0, out.output
     assert "selection core (coreset, version 2) stored: 4 instances" in out.output
@@ -46,8 +47,10 @@ def test_coreset_and_replay_commands_store_selections_that_list_shows(
     assert {s.name for s in list_selections(select_store)} == {"replay-v2-instruction-1-s0"}
 
 
-def test_errors_are_one_red_line_and_exit_status_one(select_store: Engine, cli_env: None) -> None:
-    add_batch(select_store, 1, [SENTIMENT])
+def test_errors_are_one_red_line_and_exit_status_one(
+    factory: StoreFactory, select_store: Engine, cli_env: None
+) -> None:
+    add_batch(factory, 1, [SENTIMENT])
     out = _run("select", "coreset", "--version", "4")
     assert out.exit_code == 1
     assert "error: version 4 of the collection is not published (the latest is 1)" in out.output
@@ -61,3 +64,16 @@ def test_errors_are_one_red_line_and_exit_status_one(select_store: Engine, cli_e
 def test_every_command_has_help_with_an_example(command: str) -> None:
     out = _run("select", command, "--help")
     assert out.exit_code == 0 and "Example: dynosaur select" in out.output
+
+
+def test_help_states_the_default_budgets_the_library_uses() -> None:
+    from dynosaur.cli import select as commands
+    from dynosaur.select import CORESET_FRACTION, LEARNING_PERCENTAGE_FRACTION
+
+    def fraction_help(command: object) -> str:
+        return inspect.signature(command).parameters["fraction"].default.help
+
+    assert f"(default {CORESET_FRACTION:g})" in fraction_help(commands.coreset)
+    assert f"(default {LEARNING_PERCENTAGE_FRACTION:g})" in fraction_help(
+        commands.learning_percentage
+    )

@@ -7,37 +7,40 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.select import pool as pools
 from dynosaur.select.embed import instance_text, load_embedder
-from dynosaur.select.service import instance_vectors, task_vectors
+from dynosaur.select.vectors import instance_vectors, task_vectors
 from dynosaur.settings import Settings
+from dynosaur.store import selections as store
+from tests.curate.factory import StoreFactory
 from tests.select.factory import ARITHMETIC, SENTIMENT, TRANSLATION, add_batch
 
 pytestmark = pytest.mark.select
 
 
-def test_vectors_round_trip_through_binary_copy_and_first_write_wins(select_store: Engine) -> None:
-    batch = add_batch(select_store, 1, [SENTIMENT])
+def test_vectors_round_trip_through_binary_copy_and_first_write_wins(
+    factory: StoreFactory, select_store: Engine
+) -> None:
+    batch = add_batch(factory, 1, [SENTIMENT])
     ids = np.array(batch.instance_ids[0][:3])
     vectors = np.random.default_rng(0).normal(size=(3, 384)).astype(np.float32)
-    assert pools.save_vectors(select_store, "instance", "m/x", ids, vectors) == 3
-    assert pools.save_vectors(select_store, "instance", "m/x", ids, vectors + 1) == 0
-    loaded = pools.load_vectors(select_store, "instance", "m/x", ids)
+    assert store.save_vectors(select_store, "instance", "m/x", ids, vectors) == 3
+    assert store.save_vectors(select_store, "instance", "m/x", ids, vectors + 1) == 0
+    loaded = store.load_vectors(select_store, "instance", "m/x", ids)
     for i, v in zip(ids, vectors, strict=True):
         np.testing.assert_array_equal(loaded[int(i)], v)
-    assert pools.load_vectors(select_store, "instance", "other-model", ids) == {}
+    assert store.load_vectors(select_store, "instance", "other-model", ids) == {}
 
 
 def test_a_selection_over_version_two_embeds_only_the_new_instances(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION])
-    first = pools.instance_pool(select_store, 1)
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION])
+    first = store.instance_pool(select_store, 1)
     vectors, embedded = instance_vectors(select_store, settings, first.instance_id)
     assert embedded == len(first) == 11 and vectors.shape == (11, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    add_batch(select_store, 2, [ARITHMETIC])
-    second = pools.instance_pool(select_store, 2)
+    add_batch(factory, 2, [ARITHMETIC])
+    second = store.instance_pool(select_store, 2)
     again, embedded = instance_vectors(select_store, settings, second.instance_id)
     assert embedded == len(ARITHMETIC.rows) == 6
     np.testing.assert_array_equal(again[:11], vectors)  # the stored ones, untouched
@@ -47,9 +50,9 @@ def test_a_selection_over_version_two_embeds_only_the_new_instances(
 
 
 def test_stored_vectors_are_the_model_s_embedding_of_the_documented_text(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    batch = add_batch(select_store, 1, [TRANSLATION])
+    batch = add_batch(factory, 1, [TRANSLATION])
     ids = np.array(batch.instance_ids[0][:2])
     vectors, _ = instance_vectors(select_store, settings, ids)
     embedder = load_embedder(settings.embedding_model, device="cpu")
@@ -58,9 +61,11 @@ def test_stored_vectors_are_the_model_s_embedding_of_the_documented_text(
     np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
 
 
-def test_task_instructions_are_embedded_once(select_store: Engine, settings: Settings) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION])
-    tasks = pools.task_pool(select_store, 1)
+def test_task_instructions_are_embedded_once(
+    factory: StoreFactory, select_store: Engine, settings: Settings
+) -> None:
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION])
+    tasks = store.task_pool(select_store, 1)
     vectors, embedded = task_vectors(select_store, settings, tasks.task_id, tasks.instruction)
     again, embedded_again = task_vectors(select_store, settings, tasks.task_id, tasks.instruction)
     assert (embedded, embedded_again) == (2, 0)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
@@ -18,6 +17,7 @@ from dynosaur.export import FIELDS, export
 from dynosaur.pipeline import grow, request_for
 from dynosaur.select import select_coreset, select_replay
 from dynosaur.settings import Settings
+from tests.curate.factory import live_settings
 
 pytestmark = pytest.mark.select
 
@@ -26,15 +26,7 @@ pytestmark = pytest.mark.select
 def grown(settings: Settings, select_store: Engine) -> Iterator[tuple[Settings, Engine]]:
     """Versions 1 and 2: two simulated days of growth against the emulators."""
     with HubEmulator() as hub, LLMEmulator(seed=3) as llm:
-        live = settings.model_copy(
-            update={
-                "hub_endpoint": hub.url,
-                "viewer_url": hub.url,
-                "llm_base_url": llm.base_url,
-                "llm_api_key": SecretStr("sk-test"),
-                "budget_usd": None,
-            }
-        )
+        live = live_settings(settings, hub, llm)
         for version, date in enumerate(("2024-03-01", "2024-03-02"), start=1):
             hub.now = datetime.fromisoformat(date + "T23:59:59+00:00")
             assert grow(live, select_store, request_for(day=date))["version"] == version
@@ -46,10 +38,12 @@ def _exported(path: Path) -> list[dict]:
 
 
 def _selected(engine: Engine, name: str) -> list[dict]:
+    """The exported fields of a selection as the view names them (`taskname` is `source`)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT {', '.join(FIELDS)} FROM selected_instance WHERE selection_name = :n "
+                "SELECT instruction, input, output, license, website, source AS taskname "
+                "FROM selected_instance WHERE selection_name = :n "
                 "ORDER BY rank NULLS LAST, instance_id"
             ),
             {"n": name},
@@ -74,6 +68,7 @@ def test_coreset_and_replay_of_a_grown_store_export_exactly_their_members(
 
     result = export(settings, engine, fmt="jsonl", out=tmp_path, selection="core")
     assert _exported(result.path) == _selected(engine, "core")
+    assert list(_exported(result.path)[0]) == list(FIELDS)
     assert len(_exported(result.path)) == core.selection.instances_selected
 
     replay = select_replay(engine, settings, version=2, tasks=2, name="stage2")

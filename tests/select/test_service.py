@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dynosaur.errors import UsageError
 from dynosaur.select import (
+    CORESET_FRACTION,
+    LEARNING_PERCENTAGE_FRACTION,
     SelectionError,
     get_selection,
     list_selections,
     member_ids,
+    method_for,
+    select,
     select_coreset,
     select_learning_percentage,
     select_replay,
 )
 from dynosaur.settings import Settings
+from tests.curate.factory import StoreFactory
 from tests.select.factory import (
     ARITHMETIC,
     CHEMISTRY,
@@ -43,9 +47,9 @@ def _view(engine: Engine, name: str) -> list[dict]:
 
 
 def test_selected_instance_view_has_the_collection_columns_plus_name_rank_score(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC])
     result = select_coreset(select_store, settings, version=1, count=4, name="core", clusters=3)
     with select_store.connect() as conn:
         collection = list(conn.execute(sa.text("SELECT * FROM collection LIMIT 0")).keys())
@@ -58,13 +62,16 @@ def test_selected_instance_view_has_the_collection_columns_plus_name_rank_score(
 
 
 def test_rerun_with_the_same_inputs_is_a_no_op_and_other_inputs_need_replace(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY])
     first = select_coreset(select_store, settings, version=1, fraction=0.2, name="c", seed=1)
+    members = member_ids(select_store, "c")
+    assert len(members) == first.selection.instances_selected == 4
     again = select_coreset(select_store, settings, version=1, fraction=0.2, name="c", seed=1)
     assert again.selection.reused and again.selection.created_at == first.selection.created_at
-    assert member_ids(select_store, "c") == member_ids(select_store, "c")
+    assert again.summary.counts == {("reused", None): 4} and "embedded" not in again.summary.figures
+    assert member_ids(select_store, "c") == members  # the stored members, untouched
     with pytest.raises(SelectionError, match="--replace"):
         select_coreset(select_store, settings, version=1, fraction=0.4, name="c", seed=1)
     replaced = select_coreset(
@@ -75,9 +82,9 @@ def test_rerun_with_the_same_inputs_is_a_no_op_and_other_inputs_need_replace(
 
 
 def test_same_inputs_under_another_name_give_the_same_members(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
     kwargs = dict(version=1, count=7, clusters=3, seed=3)
     select_coreset(select_store, settings, name="a", **kwargs)
     select_coreset(select_store, settings, name="b", **kwargs)
@@ -86,9 +93,9 @@ def test_same_inputs_under_another_name_give_the_same_members(
 
 
 def test_coreset_per_task_takes_from_every_task_and_default_names_describe_it(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    batch = add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
+    batch = add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
     result = select_coreset(select_store, settings, version=1, fraction=0.2, per="task")
     assert result.selection.name == "coreset-v1-0.2-task-s0"
     rows = _view(select_store, result.selection.name)
@@ -97,26 +104,24 @@ def test_coreset_per_task_takes_from_every_task_and_default_names_describe_it(
 
 
 def test_coreset_of_one_category_reads_only_that_category(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, ARITHMETIC, CHEMISTRY])  # two question-answering
+    batch = add_batch(factory, 1, [SENTIMENT, ARITHMETIC, CHEMISTRY])  # two question-answering
     result = select_coreset(
         select_store, settings, version=1, fraction=0.5, category="question-answering"
     )
     assert result.selection.pool_size == 11
-    assert {r["taskname"].split("-")[-1] for r in _view(select_store, result.selection.name)} <= {
-        "1",
-        "2",
-    }
+    rows = _view(select_store, result.selection.name)
+    assert len(rows) == 6 and {r["task_id"] for r in rows} <= set(batch.task_ids[1:])
     with pytest.raises(SelectionError, match="no instances in task category"):
         select_coreset(select_store, settings, version=1, count=1, category="nope")
 
 
 def test_a_version_that_is_not_published_is_refused(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT])
-    add_batch(select_store, None, [TRANSLATION])  # still building: not a version
+    add_batch(factory, 1, [SENTIMENT])
+    add_batch(factory, None, [TRANSLATION])  # still building: not a version
     with pytest.raises(SelectionError, match=r"version 2 .* not published .* latest is 1"):
         select_coreset(select_store, settings, version=2, count=1)
     result = select_coreset(select_store, settings, version=1, fraction=1.0)
@@ -124,9 +129,9 @@ def test_a_version_that_is_not_published_is_refused(
 
 
 def test_learning_percentage_keeps_the_hardest_of_every_cluster_and_reuses_its_scoring(
-    select_store: Engine, settings: Settings, tiny_scorer: Path
+    factory: StoreFactory, select_store: Engine, settings: Settings, tiny_scorer: Path
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
     settings.scorer_model = str(tiny_scorer)
     settings.scorer_learning_rate = 3e-3
     settings.scorer_batch_size = 4
@@ -161,9 +166,9 @@ def test_learning_percentage_keeps_the_hardest_of_every_cluster_and_reuses_its_s
 
 
 def test_random_per_cluster_baseline_needs_no_scorer_and_matches_cluster_counts(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    add_batch(select_store, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
     result = select_learning_percentage(
         select_store, settings, version=1, count=6, clusters=6, baseline=True, seed=2
     )
@@ -179,10 +184,10 @@ def _theme(instruction: str, words: list[str]) -> TaskRows:
 
 
 def test_replay_returns_the_new_batch_plus_the_most_diverse_earlier_tasks(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
     v1 = add_batch(
-        select_store,
+        factory,
         1,
         [
             _theme("Translate the English sentence into French.", ["hello", "cat"]),
@@ -191,7 +196,7 @@ def test_replay_returns_the_new_batch_plus_the_most_diverse_earlier_tasks(
         ],
     )
     v2 = add_batch(
-        select_store,
+        factory,
         2,
         [
             _theme("Translate the English sentence into German.", ["bird", "tree"]),
@@ -199,7 +204,7 @@ def test_replay_returns_the_new_batch_plus_the_most_diverse_earlier_tasks(
         ],
     )
     v3 = add_batch(
-        select_store, 3, [_theme("Translate the English sentence into Italian.", ["sun", "moon"])]
+        factory, 3, [_theme("Translate the English sentence into Italian.", ["sun", "moon"])]
     )
     result = select_replay(select_store, settings, version=3, tasks=2, name="rp")
     members = member_ids(select_store, "rp")
@@ -218,10 +223,33 @@ def test_replay_returns_the_new_batch_plus_the_most_diverse_earlier_tasks(
 
 
 def test_replay_of_the_first_version_is_just_the_batch(
-    select_store: Engine, settings: Settings
+    factory: StoreFactory, select_store: Engine, settings: Settings
 ) -> None:
-    v1 = add_batch(select_store, 1, [SENTIMENT, TRANSLATION])
+    v1 = add_batch(factory, 1, [SENTIMENT, TRANSLATION])
     result = select_replay(select_store, settings, version=1, tasks=3)
     assert [m[1] for m in member_ids(select_store, result.selection.name)] == v1.task_ids
     assert get_selection(select_store, result.selection.name).instances == 11
-    assert np.isclose(result.summary.figures["earlier_tasks"], 0)
+    assert result.summary.figures["earlier_tasks"] == 0
+
+
+def test_one_entry_point_runs_any_method_and_none_means_the_method_s_default(
+    factory: StoreFactory, select_store: Engine, settings: Settings
+) -> None:
+    add_batch(factory, 1, [SENTIMENT, TRANSLATION, ARITHMETIC, SUMMARY, CHEMISTRY])
+    core = select(select_store, settings, method_for("coreset", fraction=None), version=1)
+    assert core.selection.parameters["fraction"] == CORESET_FRACTION
+    assert core.selection.instances_selected == 1  # 0.5% of 26 instances, at least one
+    wrapper = select_coreset(select_store, settings, version=1)
+    assert wrapper.selection.reused and wrapper.selection.name == core.selection.name
+    lp = select(
+        select_store,
+        settings,
+        method_for("learning_percentage", fraction=None, count=None, baseline=True, clusters=2),
+        version=1,
+    )
+    assert lp.selection.parameters["fraction"] == LEARNING_PERCENTAGE_FRACTION
+    assert lp.selection.name == f"random-per-cluster-v1-{LEARNING_PERCENTAGE_FRACTION:g}-s0"
+    with pytest.raises(UsageError, match="unknown selection method 'hardest'"):
+        method_for("hardest")
+    with pytest.raises(UsageError, match="tasks"):
+        method_for("replay", strategy="random")  # how many tasks to replay is required

@@ -1,4 +1,5 @@
-"""Where exported rows come from: version N of the collection, or a stored selection.
+"""The export repository: where exported rows come from, version N of the collection or a stored
+selection.
 
 Both are one SQL query over a view with the same columns, read through a server-side cursor in
 fixed-size batches, so an export's memory does not depend on the size of what it exports.
@@ -17,9 +18,13 @@ from dynosaur.errors import UsageError
 from dynosaur.store.batches import latest_version
 
 # The original Dynosaur's instance fields, in its order: what every export format carries.
+# `taskname` is the original's name for the instance's source (the `source` column: the dataset
+# id, plus `-<config>` for datasets with several configs); exports keep the original's key so
+# that files made by Dynosaur's own tools and by this service read the same.
 FIELDS = ("instruction", "input", "output", "license", "website", "taskname")
+_COLUMNS = "instruction, input, output, license, website, source AS taskname"
 # Read with them (for the dataset card), never written.
-_EXTRA = ("dataset_id", "task_id")
+_EXTRA = "dataset_id, task_id"
 BATCH_ROWS = 10_000
 
 
@@ -47,7 +52,7 @@ def version_source(engine: Engine, version: int | None = None) -> RowSource:
         name=f"dynosaur-v{version}",
         description=f"version {version} of the collection",
         sql=(
-            f"SELECT {', '.join(FIELDS + _EXTRA)} FROM collection "
+            f"SELECT {_COLUMNS}, {_EXTRA} FROM collection "
             "WHERE version <= :version ORDER BY instance_id"
         ),
         params={"version": version},
@@ -75,7 +80,7 @@ def selection_source(engine: Engine, name: str) -> RowSource:
         name=f"dynosaur-{name}",
         description=f"selection {name!r} (of collection version {version})",
         sql=(
-            f"SELECT {', '.join(FIELDS + _EXTRA)} FROM selected_instance "
+            f"SELECT {_COLUMNS}, {_EXTRA} FROM selected_instance "
             "WHERE selection_name = :name ORDER BY rank NULLS LAST, instance_id"
         ),
         params={"name": name},
@@ -87,15 +92,18 @@ def selection_source(engine: Engine, name: str) -> RowSource:
 def count_rows(engine: Engine, source: RowSource) -> int:
     """How many rows the source holds (for progress bars)."""
     with engine.connect() as conn:
-        return conn.execute(
-            sa.text(f"SELECT count(*) FROM ({source.sql}) AS s"), source.params
-        ).scalar_one()
+        return int(
+            conn.execute(
+                sa.text(f"SELECT count(*) FROM ({source.sql}) AS s"), source.params
+            ).scalar_one()
+        )
 
 
 def iter_batches(
     engine: Engine, source: RowSource, batch_rows: int = BATCH_ROWS
 ) -> Iterator[list[sa.Row[Any]]]:
-    """The source's rows in batches of ``batch_rows``, from a server-side cursor."""
+    """The source's rows in batches of ``batch_rows``, from a server-side cursor; each row has
+    the attributes of :data:`FIELDS` plus ``dataset_id`` and ``task_id``."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
             sa.text(source.sql), source.params

@@ -1,5 +1,8 @@
 """Bulk loads with ``COPY ... FROM STDIN`` (text format), streamed: lines are produced as Postgres
-reads them, so memory stays flat and Python and the server work at the same time."""
+reads them, so memory stays flat and Python and the server work at the same time.
+
+The repositories (:mod:`dynosaur.store.instances`, :mod:`dynosaur.store.tasks`) load through these.
+"""
 
 from __future__ import annotations
 
