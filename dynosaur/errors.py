@@ -78,3 +78,17 @@ class ConfigNotFound(DynosaurError):
 
 class SelectionError(DynosaurError):
     """A selection cannot be made or stored as asked (unknown version, name clash...)."""
+
+
+# --- runs: a service the run needed could not be reached ----------------------------------------
+
+
+class ServiceUnavailable(DynosaurError):
+    """The LLM endpoint or the Hub could not be reached for a step's work (connection errors,
+    timeouts, 5xx after retries). The step recorded what it deferred; re-running the same run
+    once the service is back completes it."""
+
+    def __init__(self, message: str, *, service: str, deferred: int = 0) -> None:
+        super().__init__(message)
+        self.service = service
+        self.deferred = deferred

@@ -72,6 +72,7 @@ class Task:
     output_field: str | None
     raw: str | None = None
     id: int | None = None
+    problem: str | None = None  # a reason code: why the parser could not read a part
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ class Reason(StrEnum):
     # curate: task filters, in the order they are applied
     UNPARSEABLE = "unparseable"
     EMPTY_OUTPUT_FIELD = "empty_output_field"
+    MULTIPLE_OUTPUT_FIELDS = "multiple_output_fields"
     UNKNOWN_FIELD = "unknown_field"
     INPUT_IS_OUTPUT = "input_is_output"
     DUPLICATE_INSTRUCTION = "duplicate_instruction"
@@ -128,6 +129,10 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.NO_TASKS: (Stage.GENERATE, "The answer contained no task at all."),
     Reason.UNPARSEABLE: (Stage.CURATE, "The proposal could not be parsed into a task."),
     Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
+    Reason.MULTIPLE_OUTPUT_FIELDS: (
+        Stage.CURATE,
+        "The task names several output fields where exactly one belongs.",
+    ),
     Reason.UNKNOWN_FIELD: (Stage.CURATE, "The task names a field the data does not have."),
     Reason.INPUT_IS_OUTPUT: (Stage.CURATE, "An input field is also the output field."),
     Reason.DUPLICATE_INSTRUCTION: (

@@ -43,6 +43,8 @@ def normalise_fields(task: Task) -> Task:
 
 def check_parseable(task: Task) -> Rejection | None:
     """Reject a proposal without a readable instruction."""
+    if task.problem == Reason.UNPARSEABLE:
+        return Rejection(Reason.UNPARSEABLE, "a field list of the proposal is not a list of names")
     if task.instruction is None or not task.instruction.strip():
         return Rejection(Reason.UNPARSEABLE, "no instruction could be read from the proposal")
     return None
@@ -50,11 +52,12 @@ def check_parseable(task: Task) -> Rejection | None:
 
 def check_output_field(task: Task) -> Rejection | None:
     """Reject a task that names no output field."""
-    if task.output_field is None or not task.output_field.strip():
-        # The parser leaves it empty for "" and for a list of several names, where one belongs.
+    if task.problem == Reason.MULTIPLE_OUTPUT_FIELDS:
         return Rejection(
-            Reason.EMPTY_OUTPUT_FIELD, "the task names no single output field (none, or several)"
+            Reason.MULTIPLE_OUTPUT_FIELDS, "the task names several output fields, one belongs"
         )
+    if task.output_field is None or not task.output_field.strip():
+        return Rejection(Reason.EMPTY_OUTPUT_FIELD, "the task names no output field")
     return None
 
 
@@ -82,7 +85,7 @@ def check_input_is_output(task: Task) -> Rejection | None:
 # The per-task filters in the order they are applied (the duplicate check comes after them).
 TASK_FILTERS: tuple[tuple[Reason, Callable[[Task, Collection[str]], Rejection | None]], ...] = (
     (Reason.UNPARSEABLE, lambda task, _: check_parseable(task)),
-    (Reason.EMPTY_OUTPUT_FIELD, lambda task, _: check_output_field(task)),
+    (Reason.EMPTY_OUTPUT_FIELD, lambda task, _: check_output_field(task)),  # or multiple_...
     (Reason.UNKNOWN_FIELD, check_fields_exist),
     (Reason.INPUT_IS_OUTPUT, lambda task, _: check_input_is_output(task)),
 )

@@ -162,6 +162,10 @@ class LLMOptions(_Options):
         default=3600.0, metadata=knob("How long a hanging request hangs.", min=0)
     )
     seed: int = field(default=0, metadata=knob("Seed of the faults and derived tasks."))
+    hold: int = field(
+        default=0,
+        metadata=knob("Answer only once this many requests wait (tests of concurrency).", min=0),
+    )
     request_log_path: Path | None = field(
         default=None,
         metadata=knob(

@@ -21,6 +21,7 @@ from typing import Any
 import json_repair
 
 from dynosaur.model import Task
+from dynosaur.reasons import Reason
 
 TASK_KEYS = ("instruction", "input_fields", "output_field")
 
@@ -196,12 +197,29 @@ def _to_task(raw: str, obj: dict[str, Any]) -> Task:
             parts[name] = value
     instruction = parts.get("instruction")
     instruction = instruction.strip() if isinstance(instruction, str) else None
+    inputs, output = parts.get("input_fields"), parts.get("output_field")
     return Task(
         raw=raw.strip(),
         instruction=instruction or None,
-        input_fields=_field_list(parts.get("input_fields")),
-        output_field=_single_field(parts.get("output_field")),
+        input_fields=_field_list(inputs),
+        output_field=_single_field(output),
+        problem=_problem(inputs, output),
     )
+
+
+def _problem(inputs: Any, output: Any) -> str | None:
+    """The reason code for field parts of a wrong shape: a list holding something other than
+    names is unreadable; several output fields where one belongs is its own case."""
+    if isinstance(inputs, list | tuple) and not all(isinstance(v, str) for v in inputs):
+        return Reason.UNPARSEABLE.value
+    if isinstance(output, list | tuple):
+        if not all(isinstance(v, str) for v in output):
+            return Reason.UNPARSEABLE.value
+        if len([v for v in output if v.strip()]) > 1:
+            return Reason.MULTIPLE_OUTPUT_FIELDS.value
+    if output is not None and not isinstance(output, str | list | tuple):
+        return Reason.UNPARSEABLE.value
+    return None
 
 
 def _field_list(value: Any) -> tuple[str, ...] | None:

@@ -196,6 +196,7 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
                 "instruction": t.instruction,
                 "input_fields": list(t.input_fields) if t.input_fields is not None else None,
                 "output_field": t.output_field,
+                "problem": t.problem,
             }
             for t in item.tasks
         ] or [
@@ -204,6 +205,7 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
                 "instruction": None,
                 "input_fields": None,
                 "output_field": None,
+                "problem": None,
             }
         ]
         for position, proposal in enumerate(proposals):
@@ -220,11 +222,11 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
         conn.execute(
             sa.text(
                 "INSERT INTO task (config_id, generation_id, position, raw, instruction, "
-                "input_fields, output_field) SELECT x.config, x.generation, x.position, x.raw, "
-                "x.instruction, x.input_fields, x.output_field "
+                "input_fields, output_field, problem) SELECT x.config, x.generation, x.position, "
+                "x.raw, x.instruction, x.input_fields, x.output_field, x.problem "
                 "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(config bigint, "
                 "generation bigint, position smallint, raw text, instruction text, "
-                "input_fields text[], output_field text) "
+                "input_fields text[], output_field text, problem text) "
                 "ON CONFLICT (generation_id, position) DO NOTHING"
             ),
             {"rows": json.dumps(tasks, ensure_ascii=False)},

@@ -126,7 +126,7 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
     """Proposed tasks per config id, as stored, in generation order then answer order."""
     rows = conn.execute(
         sa.text(
-            "SELECT id, config_id, instruction, input_fields, output_field FROM task "
+            "SELECT id, config_id, instruction, input_fields, output_field, problem FROM task "
             "WHERE config_id = ANY(:ids) AND status = 'proposed' "
             "ORDER BY config_id, generation_id, position"
         ),
@@ -137,7 +137,11 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
         inputs = tuple(r.input_fields) if r.input_fields is not None else None
         out[r.config_id].append(
             Task(
-                id=r.id, instruction=r.instruction, input_fields=inputs, output_field=r.output_field
+                id=r.id,
+                instruction=r.instruction,
+                input_fields=inputs,
+                output_field=r.output_field,
+                problem=r.problem,
             )
         )
     return out

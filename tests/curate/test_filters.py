@@ -110,3 +110,23 @@ def test_label_suffix_does_not_make_instructions_different() -> None:
 def test_valid_tasks_pass_every_filter() -> None:
     tasks = [task(1), task(2, "Write a question for the answer.", ("answer",), "question")]
     assert filter_config_tasks(tasks, FIELDS) == {}
+
+
+def test_parse_problems_are_rejected_with_their_own_reason():
+    tasks = [
+        Task(id=1, instruction="a", input_fields=None, output_field="label", problem="unparseable"),
+        Task(
+            id=2,
+            instruction="b",
+            input_fields=("context",),
+            output_field=None,
+            problem="multiple_output_fields",
+        ),
+        Task(id=3, instruction="c", input_fields=("context",), output_field=None),
+    ]
+    rejected = filter_config_tasks(tasks, FIELDS)
+    assert {i: r.reason for i, r in rejected.items()} == {
+        1: Reason.UNPARSEABLE,
+        2: Reason.MULTIPLE_OUTPUT_FIELDS,
+        3: Reason.EMPTY_OUTPUT_FIELD,
+    }

@@ -169,3 +169,13 @@ def test_a_sentence_where_an_object_belongs_is_kept_as_an_unreadable_proposal() 
     assert answer.tasks[2].raw == "7"
     wrapped = parse_answer('{"tasks": [{"instruction": "Go.", "output_field": "x"}, "prose"]}')
     assert [(t.raw, t.instruction) for t in wrapped.tasks][1] == ("prose", None)
+
+
+def test_field_parts_of_the_wrong_shape_carry_their_reason():
+    answer = parse_answer(
+        '[{"instruction": "a", "input_fields": ["x", 3], "output_field": "y"},'
+        ' {"instruction": "b", "input_fields": ["x"], "output_field": ["y", "z"]},'
+        ' {"instruction": "c", "input_fields": ["x"], "output_field": ["y"]}]'
+    )
+    assert [t.problem for t in answer.tasks] == ["unparseable", "multiple_output_fields", None]
+    assert answer.tasks[2].output_field == "y"

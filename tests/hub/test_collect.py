@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.errors import ConfigNotFound
-from dynosaur.hub import collect, collect_queue, discover
+from dynosaur.hub import collect, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
-from dynosaur.store.datasets import load_config_metadata
+from dynosaur.store.datasets import collect_queue, load_config_metadata
 from tests.emulators.conftest import AFTER_ALL, SQUAD, own_index
 from tests.hub.conftest import hub_settings, rows_of, store_revision
 
@@ -31,7 +31,7 @@ def test_own_snapshot_outcomes_each_carry_a_status_and_reason(
 ) -> None:
     s = hub_settings(settings, own_hub)
     discover(s, store, window=EVERYTHING)
-    summary = collect(s, store, collect_queue(s, store))
+    summary = collect(s, store, collect_queue(store))
     outcome = by_dataset(store)
     assert len(outcome) == len(own_index()) == summary.total
 
@@ -98,11 +98,11 @@ def test_viewer_not_ready_defers_then_a_later_run_collects(
             "SELECT status, reason, attempts, next_attempt_at > now() FROM hub_dataset",
         )[0]
         assert (status, reason, attempts, due) == ("deferred", Reason.VIEWER_NOT_READY, 1, True)
-        assert collect_queue(s, store) == []  # not due yet
-        assert collect_queue(s, store, ids=[slow["id"]]) == found.new_ids  # asked for: now
+        assert collect_queue(store) == []  # not due yet
+        assert collect_queue(store, ids=[slow["id"]]) == found.new_ids  # asked for: now
 
         hub.now = created + timedelta(days=2)
-        collect(s, store, collect_queue(s, store, ids=[slow["id"]]))
+        collect(s, store, collect_queue(store, ids=[slow["id"]]))
     assert by_dataset(store)[slow["id"]][:2] == ("collected", None)
     assert rows_of(store, "SELECT count(*) FROM dataset_config")[0][0] >= 1
 
@@ -115,12 +115,12 @@ def test_viewer_never_ready_gives_up_after_the_last_attempt(
         s = hub_settings(settings, hub, viewer_max_attempts=3)
         found = discover(s, store, ids=[target])
         for attempt in (1, 2):
-            assert collect_queue(s, store) == found.new_ids  # hub_defer_s=0: due at once
-            collect(s, store, collect_queue(s, store))
+            assert collect_queue(store) == found.new_ids  # hub_defer_s=0: due at once
+            collect(s, store, collect_queue(store))
             assert by_dataset(store)[target] == ("deferred", Reason.VIEWER_NOT_READY, [], attempt)
-        collect(s, store, collect_queue(s, store))
+        collect(s, store, collect_queue(store))
     assert by_dataset(store)[target] == ("failed", Reason.VIEWER_GAVE_UP, [], 3)
-    assert collect_queue(s, store) == []
+    assert collect_queue(store) == []
 
 
 def test_retries_through_429_and_5xx_give_the_same_result(
@@ -136,7 +136,7 @@ def test_retries_through_429_and_5xx_give_the_same_result(
             discover(s, store, window=window)
             listed = len(hub.request_log)
             hub.configure(rate_429=faults, rate_5xx=faults)  # a clean listing, faulty collect
-            summary = collect(s, store, collect_queue(s, store))
+            summary = collect(s, store, collect_queue(store))
             answered = hub.request_log[listed:]
         assert summary.figures["requests"] == len(answered)  # every attempt counted
         results.append((by_dataset(store), [r["status"] for r in answered]))

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.hub import collect, collect_queue, discover
+from dynosaur.hub import collect, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
+from dynosaur.store.datasets import collect_queue
 from tests.emulators.conftest import AFTER_ALL
 from tests.hub.conftest import STRING, SnapshotWriter, hub_settings, rows_of, store_revision
 
@@ -25,7 +26,7 @@ def run(store: Engine, settings: Settings, writer: SnapshotWriter) -> dict[str, 
     with HubEmulator(writer.write(), now=AFTER_ALL) as hub:
         s = hub_settings(settings, hub)
         discover(s, store, window=WINDOW)
-        collect(s, store, collect_queue(s, store))
+        collect(s, store, collect_queue(store))
     rows = rows_of(store, "SELECT dataset_id, status, reason, notes, message FROM hub_dataset")
     outcome = {r[0]: tuple(r[1:]) for r in rows}
     assert outcome.pop(GOOD)[:2] == ("collected", None)  # never costs its neighbour

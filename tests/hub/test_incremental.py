@@ -6,10 +6,11 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.hub import collect, collect_queue, discover
+from dynosaur.hub import collect, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
+from dynosaur.store.datasets import collect_queue
 from tests.emulators.conftest import at, created_on, own_index
 from tests.hub.conftest import dataset_state, hub_settings, rows_of
 
@@ -27,7 +28,7 @@ def test_two_daily_windows_collect_only_that_days_new_datasets(
     with HubEmulator(now=at("2024-03-02T00:00:00")) as hub:
         s = hub_settings(settings, hub)
         day1 = discover(s, store, window=Window.day("2024-03-01"))
-        assert day1.new_ids == collect_queue(s, store)
+        assert day1.new_ids == collect_queue(store)
         collect(s, store, day1.new_ids)
         after_day1 = dataset_state(store)
         assert {row[0] for row in after_day1.values()} == created_on("2024-03-01")
@@ -39,8 +40,8 @@ def test_two_daily_windows_collect_only_that_days_new_datasets(
             store, "SELECT dataset_id FROM hub_dataset WHERE id = ANY(:ids)", ids=day2.new_ids
         )
         assert {r[0] for r in new} == created_on("2024-03-02")
-        assert collect_queue(s, store) == sorted(day2.new_ids)
-        summary = collect(s, store, collect_queue(s, store))
+        assert collect_queue(store) == sorted(day2.new_ids)
+        summary = collect(s, store, collect_queue(store))
         assert summary.total == len(created_on("2024-03-02"))
 
     # Day 1's rows were not touched by day 2's run: same ids, statuses, collected_at, updated_at.
@@ -58,7 +59,7 @@ def test_rerun_of_same_window_adds_no_rows(
     s = hub_settings(settings, own_hub)
     window = Window.parse("2024-03-01", "2024-03-03")
     first = discover(s, store, window=window)
-    collect(s, store, collect_queue(s, store))
+    collect(s, store, collect_queue(store))
     before = counts(store)
     requests_before = len(own_hub.request_log)
 
@@ -83,7 +84,7 @@ def test_changed_sha_is_collected_again_as_a_new_revision(
     with HubEmulator(now=at("2024-03-02T00:00:00")) as hub:
         s = hub_settings(settings, hub)
         discover(s, store, window=Window.day("2024-03-01"))
-        collect(s, store, collect_queue(s, store))
+        collect(s, store, collect_queue(store))
         old_configs = rows_of(
             store,
             "SELECT c.config_name FROM dataset_config c "
@@ -95,7 +96,7 @@ def test_changed_sha_is_collected_again_as_a_new_revision(
         hub.now = at("2024-03-03T00:00:00")
         day2 = discover(s, store, window=Window.day("2024-03-02"))
         assert day2.summary.figures.get("new_modified") == 1
-        collect(s, store, collect_queue(s, store))
+        collect(s, store, collect_queue(store))
 
     revisions = rows_of(
         store,
@@ -131,9 +132,9 @@ def test_explicit_ids_bypass_the_listing(
         store, "SELECT dataset_id, discovered_via FROM hub_dataset ORDER BY dataset_id"
     )
     assert stored == [(i, "explicit") for i in wanted]
-    assert collect_queue(s, store, ids=wanted[:1]) == found.new_ids[:1]
-    collect(s, store, collect_queue(s, store, ids=wanted))
-    assert collect_queue(s, store) == []
+    assert collect_queue(store, ids=wanted[:1]) == found.new_ids[:1]
+    collect(s, store, collect_queue(store, ids=wanted))
+    assert collect_queue(store) == []
 
 
 def test_limit_takes_the_newest_datasets_of_the_window(

@@ -19,10 +19,11 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from dynosaur.emulators.hub import HubEmulator
-from dynosaur.hub import collect, collect_queue, discover
+from dynosaur.hub import collect, discover
 from dynosaur.model import Window
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
+from dynosaur.store.datasets import collect_queue
 from tests.conftest import SHARED_SNAPSHOT
 from tests.hub.conftest import hub_settings, rows_of
 
@@ -39,7 +40,7 @@ def test_collect_covers_the_shared_snapshot(store: Engine, settings: Settings) -
     with HubEmulator(SHARED_SNAPSHOT, now=datetime(2023, 1, 1, tzinfo=UTC)) as hub:
         s = hub_settings(settings, hub)
         found = discover(s, store, window=Window.parse("2000-01-01", "2023-01-01"))
-        summary = collect(s, store, collect_queue(s, store))
+        summary = collect(s, store, collect_queue(store))
     assert len(found.new_ids) == len(index) == summary.total
 
     datasets = rows_of(store, "SELECT status, reason, message, notes, summary FROM hub_dataset")
