@@ -141,7 +141,13 @@ def bench_load(engine: Engine, n_tasks: int, rows_per_task: int) -> dict[str, fl
             made = build_instances("Summarise the text.", ["text"], "summary", fields, rows)
             built.append(
                 TaskInstances(
-                    task_id, made.instruction, "mit", "https://hub/x", "bench/ds", made.instances
+                    task_id,
+                    made.instruction,
+                    "mit",
+                    "permissive",
+                    "https://hub/x",
+                    "bench/ds",
+                    made.instances,
                 )
             )
         return built

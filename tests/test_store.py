@@ -177,8 +177,8 @@ def test_views_show_only_published_batches(store: Engine) -> None:
             conn.execute(
                 sa.text(
                     "INSERT INTO instance (task_id, batch_id, row_index, instruction, input, "
-                    "output, license, website, source) VALUES "
-                    "(:t, :b, 0, 'do it', 'x', :o, 'mit', 'w', 'org/ds')"
+                    "output, license, license_class, website, source) VALUES "
+                    "(:t, :b, 0, 'do it', 'x', :o, 'mit', 'permissive', 'w', 'org/ds')"
                 ),
                 {"t": task, "b": batches[key], "o": key},
             )

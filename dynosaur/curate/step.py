@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from dynosaur.curate import dedup
 from dynosaur.curate.filters import Rejection, filter_config_tasks, normalise_fields
 from dynosaur.curate.instances import Construction, build_instances, clean_text
+from dynosaur.licenses import dataset_license_class
 from dynosaur.model import FieldInfo, StepSummary, Task, fields_from_json
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
@@ -45,6 +46,7 @@ class ConfigSource:
     fields: dict[str, FieldInfo]
     rows: list[Any]
     license: str
+    license_class: str
     website: str
     source: str
 
@@ -82,6 +84,7 @@ def config_source(row: ConfigRow) -> ConfigSource:
         fields=fields,
         rows=sample,
         license=clean_text(", ".join(row.licenses)) or "unknown",
+        license_class=dataset_license_class(row.licenses).value,
         website=clean_text(row.hub_url),
         source=clean_text(source_name(row.dataset_id, row.config_name, row.n_configs)),
     )
@@ -191,6 +194,7 @@ def _instances(cand: FilteredTask, construction: Construction) -> TaskInstances:
         task_id=cand.id,
         instruction=construction.instruction,
         license=config.license,
+        license_class=config.license_class,
         website=config.website,
         source=config.source,
         rows=construction.instances,

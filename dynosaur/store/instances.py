@@ -23,6 +23,7 @@ INSTANCE_COLUMNS = (
     "input",
     "output",
     "license",
+    "license_class",
     "website",
     "source",
 )
@@ -35,6 +36,7 @@ class TaskInstances:
     task_id: int
     instruction: str
     license: str
+    license_class: str
     website: str
     source: str
     rows: Sequence[tuple[int, str, str]]
@@ -46,7 +48,10 @@ def instance_lines(batch_id: int, tasks: Iterable[TaskInstances]) -> Iterator[st
     for task in tasks:
         head = f"{task.task_id}\t{batch_id}\t"
         mid = f"\t{escape(task.instruction)}\t"
-        tail = f"\t{escape(task.license)}\t{escape(task.website)}\t{escape(task.source)}\n"
+        tail = (
+            f"\t{escape(task.license)}\t{task.license_class}\t{escape(task.website)}"
+            f"\t{escape(task.source)}\n"
+        )
         for row_index, input_, output in task.rows:
             yield f"{head}{row_index}{mid}{escape(input_)}\t{escape(output)}{tail}"
 

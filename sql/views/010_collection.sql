@@ -10,6 +10,7 @@ SELECT
     i.input,
     i.output,
     i.license,
+    i.license_class,
     i.website,
     i.source,
     d.dataset_id,

@@ -35,7 +35,7 @@ def test_valid_task_gets_instances_with_license_website_source_and_label_suffix(
     first = instances[0]
     assert (first.input, first.output) == ("review number 0 of org/reviews", "neg")
     assert first.instruction == task.instance_instruction
-    assert first.license == "mit, cc-by-4.0"
+    assert (first.license, first.license_class) == ("mit, cc-by-4.0", "permissive")
     assert first.website == "https://huggingface.co/datasets/org/reviews"
     assert first.source == "org/reviews"
     config_row = factory.rows("SELECT status, batch_id FROM dataset_config")[0]
