@@ -88,8 +88,20 @@ def session_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def embedded_data_dir() -> Path:
+    """A fresh folder for an embedded Postgres, outside pytest's temporary root.
+
+    As root, pgserver runs Postgres as its own user and opens the folders above the data
+    directory to it (o+x); every pytest session resets its root (``/tmp/pytest-of-<user>``) to
+    0700, so a second test session running beside this one would lock Postgres out.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="dynosaur-test-pg-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a Postgres server's maintenance database (``postgres``) for this session."""
     url = os.environ.get("DYNOSAUR_TEST_DATABASE_URL")
     if url:
@@ -97,7 +109,7 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from dynosaur.store.embedded import embedded_url, stop_embedded
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    pgdata = embedded_data_dir() / "data"
     yield embedded_url(pgdata)
     dispose_engines()
     stop_embedded(pgdata)

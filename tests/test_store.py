@@ -15,7 +15,7 @@ from dynosaur.settings import Settings
 from dynosaur.store import get_engine, schema_status, upgrade
 from dynosaur.store.engine import sqlalchemy_url
 from dynosaur.store.migrations import TABLES, view_names
-from tests.conftest import command_env
+from tests.conftest import command_env, embedded_data_dir
 
 
 def _fresh_engine(databases, label: str) -> Engine:
@@ -188,23 +188,24 @@ def test_views_show_only_published_batches(store: Engine) -> None:
     assert summary == {"published": 1, "building": 1}
 
 
-def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path: Path, reader_role: str) -> None:
+def test_embedded_postgres_starts_migrates_and_is_reused(reader_role: str) -> None:
     """The default path: no URL configured, pgserver starts in the data folder and stays up."""
     from dynosaur.store.embedded import stop_embedded
 
-    settings = Settings(database_url=None, data_dir=tmp_path / "data", reader_role=reader_role)
+    data_dir = embedded_data_dir() / "data"  # not under tmp_path: see embedded_data_dir
+    settings = Settings(database_url=None, data_dir=data_dir, reader_role=reader_role)
     env = command_env(DYNOSAUR_DATA_DIR=str(settings.data_dir), DYNOSAUR_READER_ROLE=reader_role)
     try:
-        outputs = [
-            subprocess.run(
+        outputs = []
+        for _ in range(2):
+            done = subprocess.run(
                 [sys.executable, "-m", "dynosaur.cli.main", "db", "upgrade"],
                 env=env,
                 capture_output=True,
                 text=True,
-                check=True,
-            ).stdout
-            for _ in range(2)
-        ]
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            outputs.append(done.stdout)
         assert f"applied {len(migration_ids())} migration(s)" in outputs[0]
         assert "schema already up to date" in outputs[1]
         engine = get_engine(settings)  # reuses the server the CLI left running
