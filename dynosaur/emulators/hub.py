@@ -52,6 +52,7 @@ from dynosaur.emulators.snapshot import (
     format_time,
     git_blob_sha,
 )
+from dynosaur.emulators.uploads import PushedRepos, UploadAPI
 from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, Viewer
 
 log = logging.getLogger(__name__)
@@ -415,12 +416,13 @@ class HubApp:
         self.repos = Repos(self.snapshot)
         self.api = HubAPI(self.repos, options.page_size)
         self.viewer = Viewer(self.repos)
+        self.uploads = UploadAPI(self.api.resolve, self.api.dataset_info)
         self.faults = Faults(options)
         self.in_flight = InFlight()
         self.log = RequestLog()
         self.apply(options)
         router = Starlette(
-            routes=[*self.api.routes(), *self.viewer.routes()],
+            routes=[*self.uploads.routes(), *self.api.routes(), *self.viewer.routes()],
             exception_handlers={
                 ErrorAnswer: _error_answer,
                 HTTPException: _error_answer,
@@ -551,6 +553,11 @@ class HubEmulator(ServedEmulator):
     ) -> None:
         """Make ``dataset_id`` show a new revision (a changed dataset) from now on."""
         self.app.repos.set_revision(dataset_id, sha, last_modified)
+
+    @property
+    def pushed(self) -> PushedRepos:
+        """Dataset repos pushed to this emulator (``huggingface_hub`` uploads)."""
+        return self.app.uploads.repos
 
     def stop(self) -> None:
         """Stop serving (held requests are released)."""
