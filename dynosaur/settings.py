@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["jsonl", "parquet"],
         description="Formats the export DAG writes (comma list of jsonl, parquet, hf).",
     )
+    export_push_repo: str | None = Field(
+        default=None,
+        description="Hub dataset repo the export DAG pushes each version to (tag vN); "
+        "unset = no push. Needs DYNOSAUR_HUB_TOKEN.",
+    )
 
     # --- selection ---------------------------------------------------------------------------
     embedding_model: str = Field(
