@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         "both: also the unaware prompt for configs with a summary.",
     )
 
+    # --- retraction -------------------------------------------------------------------------
+    retraction_checks_per_run: int = Field(
+        default=50,
+        ge=0,
+        description="Sources of the collection each growth run rechecks on the Hub (deleted, "
+        "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
+    )
+
     # --- export ------------------------------------------------------------------------------
     export_dir: Path | None = Field(
         default=None,

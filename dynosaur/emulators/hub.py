@@ -171,6 +171,10 @@ class HubAPI:
             ),
         ]
 
+    def _relicense(self, entry: DatasetEntry) -> dict[str, str]:
+        """The card license a test set with the ``relicensed`` knob."""
+        return {"license": self.repos.relicensed[entry.id]}
+
     def _item(
         self, entry: DatasetEntry, revision: Revision, fields: Iterable[str], blobs: bool = False
     ) -> dict[str, Any]:
@@ -206,6 +210,8 @@ class HubAPI:
             elif name == "cardData":
                 if card is not None and card.data is not None:
                     out["cardData"] = card.data
+                if entry.id in self.repos.relicensed:
+                    out["cardData"] = {**out.get("cardData", {}), **self._relicense(entry)}
             elif name == "description":
                 out["description"] = card.summary if card else None
             elif name == "citation":
@@ -438,6 +444,8 @@ class HubApp:
         self.repos.now_override = options.now
         self.repos.gated_ids = set(options.gated)
         self.repos.viewer_not_ready = set(options.viewer_not_ready)
+        self.repos.deleted_ids = set(options.deleted)
+        self.repos.relicensed = dict(pair.split("=", 1) for pair in options.relicensed)
         self.api.page_size = options.page_size
         self.faults.apply(options)
 

@@ -126,7 +126,10 @@ def export(
             data_file = target if fmt == "parquet" else staged / f"{source.name}.parquet"
             write_parquet(rows(), data_file)
         progress.finish()
-        card = dataset_card(stats, title=title, description=source.description)
+        retracted = _retracted(engine, source)
+        if retracted:
+            log.info("version %s leaves out %d retracted sources", source.version, len(retracted))
+        card = dataset_card(stats, title=title, description=source.description, retracted=retracted)
         if fmt == "hf":
             write_dataset(data_file, target, card)
         else:
@@ -137,11 +140,25 @@ def export(
             source=source.description,
             version=source.version,
             selection=source.selection,
-            figures=stats.summary(),
+            figures={**stats.summary(), "retracted_sources": len(retracted)},
         )
         if push_to_hub:
-            result.pushed_to = push(settings, push_to_hub, data_file, stats, title, source)
+            result.pushed_to = push(
+                settings, push_to_hub, data_file, stats, title, source, retracted
+            )
     return result
+
+
+def _retracted(engine: Engine, source: RowSource) -> list[tuple[str, str, int]]:
+    """Sources withdrawn from the exported version (none for a selection)."""
+    if source.version is None or source.selection is not None:
+        return []
+    from dynosaur.store.retractions import retractions
+
+    return [
+        (r.dataset_id, r.reason, r.from_version)
+        for r in retractions(engine, up_to_version=source.version)
+    ]
 
 
 def push_revision(source: RowSource) -> str:
@@ -156,6 +173,7 @@ def push(
     stats: ExportStats,
     title: str,
     source: RowSource,
+    retracted: list[tuple[str, str, int]] | None = None,
 ) -> str:
     """Upload the data file and its card to the Hub dataset repo ``repo_id`` as one commit on
     ``main``, tagged ``v{N}`` (a selection: ``selection-NAME``); returns ``URL@tag``.
@@ -171,7 +189,11 @@ def push(
         raise UsageError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
     suffix = data_file.suffix
     card = dataset_card(
-        stats, title=title, description=source.description, data_glob=f"data/*{suffix}"
+        stats,
+        title=title,
+        description=source.description,
+        data_glob=f"data/*{suffix}",
+        retracted=retracted or (),
     )
     api = HfApi(endpoint=settings.hub_endpoint, token=token)
     url = str(api.create_repo(repo_id, repo_type="dataset", exist_ok=True))
