@@ -2,7 +2,7 @@
 
 ``POST /v1/chat/completions`` and ``GET /v1/models`` answer what the official ``openai`` SDK
 (sync and async) sends and parses. The target dataset is read from the prompt with
-:func:`dynosaur.generate.blocks.parse_last_block` (the last ``### Dataset`` block of the user
+:func:`dynosaur.generate.blocks.parse_last_block` (the last ``<dataset>`` block of the user
 messages); the answer is a JSON list of up to N tasks (N from ``up to N tasks`` in the prompt,
 else 3), or ``{"tasks": [...]}`` when ``response_format`` asks for JSON. Tasks are replayed from
 the reference file when it knows the dataset/config, else derived (:mod:`.tasks`).

@@ -29,8 +29,10 @@ INVALID_KINDS = ("unknown_field", "output_in_inputs", "empty_output", "unparseab
 DEFAULT_TASKS = 3
 
 _LABEL_SUFFIX = re.compile(r"\s*Answers must be one of\b.*$", re.DOTALL)
+# "up to 3 tasks", also with a few words between ("up to 3 different instruction-tuning tasks").
 _UP_TO = re.compile(
-    r"\bup to (\d+|one|two|three|four|five|six|seven|eight|nine|ten) tasks?\b", re.IGNORECASE
+    r"\bup to (\d+|one|two|three|four|five|six|seven|eight|nine|ten)(?:\s+[\w-]+){0,3}?\s+tasks?\b",
+    re.IGNORECASE,
 )
 _NUMBERS = {
     "one": 1,
