@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
+from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.emulators.tasks import (
     EXPECTED_REASON,
     INVALID_KINDS,
@@ -19,6 +22,8 @@ from dynosaur.emulators.tasks import (
 )
 from dynosaur.generate.blocks import DatasetBlock
 from dynosaur.generate.parsing import parse_answer
+from dynosaur.generate.prompts import PromptBook, PromptKind
+from dynosaur.model import ConfigMetadata, FieldInfo
 
 NLI = DatasetBlock(
     "acme/nli",
@@ -185,3 +190,29 @@ def test_replayed_tasks_get_suspicious_text_but_are_never_made_invalid() -> None
     answer = answer_tasks(NLI, "up to 3 tasks", reference, policy)
     assert answer.policy == "replay" and answer.invalid == [] and len(answer.suspicious) == 3
     assert all(t["output_field"] == ["label"] for t in answer.tasks)
+
+
+def test_the_served_emulator_obeys_the_card_of_a_real_prompt_when_told_to() -> None:
+    """End to end: our own prompt for a card carrying an injection, sent over HTTP to an
+    obedient emulator, gets tasks that follow the injection, and the log says so."""
+    metadata = ConfigMetadata(
+        dataset_id=INJECTED.name,
+        config_name="default",
+        fields=(FieldInfo("review", "string"), FieldInfo("stars", "string")),
+        sample_rows=tuple(INJECTED.examples),
+        summary=INJECTED.description,
+    )
+    prompt = PromptBook.load().prompt(metadata, PromptKind.DESCRIPTION_AWARE)
+    for obedient in (True, False):
+        with LLMEmulator(obedient=obedient) as llm:
+            answer = httpx.post(
+                f"{llm.base_url}/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": list(prompt.messages)},
+                timeout=30,
+            ).json()
+            outcome = llm.request_log[-1]["outcome"]
+        tasks = json.loads(answer["choices"][0]["message"]["content"])
+        assert tasks and outcome["tasks"] == len(tasks)
+        lured = ["https://evil.example.org/claim" in t["instruction"] for t in tasks]
+        assert lured == [obedient] * len(tasks)
+        assert outcome["suspicious"] == (["obeyed"] * len(tasks) if obedient else [])
