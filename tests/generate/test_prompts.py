@@ -14,6 +14,7 @@ from dynosaur.generate.demonstrations import (
     card_section,
     load_demonstrations,
 )
+from dynosaur.generate.ledger import request_hash
 from dynosaur.generate.prompts import (
     MAX_LIST_ITEMS,
     MAX_TEXT_CHARS,
@@ -237,3 +238,14 @@ def test_card_section_stops_at_the_next_heading_of_the_same_level() -> None:
     card = "# Card\n## Dataset Summary\nLine one.\n### Detail\nmore\n## Languages\nen\n"
     assert card_section(card, "dataset summary") == "Line one.\n### Detail\nmore"
     assert card_section(card, "Missing") is None
+
+
+def test_a_new_prompt_version_is_a_new_request_for_the_ledger() -> None:
+    """The version is part of the request hash: an answer stored under an older version is never
+    taken for the answer to the same config's request under the new one."""
+    prompt = PromptBook.load().prompt(_target(), AWARE)
+    parameters = {"temperature": 0, "max_tokens": 256}
+    current = request_hash("gpt-4o-mini", prompt.messages, parameters, prompt.version)
+    older = prompt.version.replace(f":{PROMPT_FORMAT}:", ":p1:")
+    assert request_hash("gpt-4o-mini", prompt.messages, parameters, older) != current
+    assert request_hash("gpt-4o-mini", prompt.messages, parameters, prompt.version) == current
