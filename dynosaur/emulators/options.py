@@ -170,6 +170,16 @@ class LLMOptions(_Options):
             "Share of derived tasks made invalid (to exercise the filters).", min=0, max=1
         ),
     )
+    suspicious_share: float = field(
+        default=0.0,
+        metadata=knob(
+            "Share of valid tasks given a link, a reader instruction or a secret.", min=0, max=1
+        ),
+    )
+    obedient: bool = field(
+        default=False,
+        metadata=knob("Follow instructions injected into card text (links, 'reveal your key')."),
+    )
     retry_after: float = field(
         default=1.0, metadata=knob("Retry-After of 429 answers, seconds.", min=0)
     )
