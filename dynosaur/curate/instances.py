@@ -13,7 +13,8 @@ Pure functions, no I/O. The rules, as the mission states them:
 * classification: when the output takes at most 10 distinct values over the rows, the task is
   kept only if the majority value is at most 70% of the rows (two values) or 50% (one value, or
   three and more); when every label is at most 15 characters the instruction gets
-  `` Answers must be one of <labels>.`` (samples under 10 rows: see :func:`classify`);
+  `` Answers must be one of <labels>.`` (judged on every sample row with an output, before
+  de-duplication, whatever the number of rows);
 * a task that yields no instance is rejected (``no_instances``).
 """
 
@@ -37,8 +38,6 @@ MAX_CLASSES = 10
 MAX_LABEL_CHARS = 15
 BINARY_MAJORITY = 0.7
 MULTICLASS_MAJORITY = 0.5
-# Fewer usable rows than this say nothing about an output's label distribution.
-MIN_LABEL_ROWS = 10
 
 # Postgres text cannot hold NUL; other C0 controls (but tab, newline, carriage return) are noise.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -184,29 +183,27 @@ def classify(
 ) -> tuple[tuple[str, ...] | None, Rejection | None]:
     """Label space of a classification output (None if not one) or why it is too imbalanced.
 
-    The mission's rule (at most 10 distinct outputs; majority at most 70% for two labels, 50%
-    otherwise) is meant for samples of up to 100 rows. Below :data:`MIN_LABEL_ROWS` rows a
-    distribution says nothing (one row always has one distinct value): only a ClassLabel output,
-    whose label space the features state, is then classification, and balance is not judged.
+    ``outputs``: the output of every sample row that has one (the original judged the rows, not
+    the de-duplicated instances). The mission's rule: at most 10 distinct outputs make a
+    classification task, kept only if its majority value is at most 70% of the rows (two values)
+    or 50% (one value, or three and more), whatever the number of rows.
     """
     counts = Counter(outputs)
     if not counts:
         return None, None
     names = _labels_of(info)
     known = names if names and len(names) <= MAX_CLASSES and set(counts) <= set(names) else None
-    enough = len(outputs) >= MIN_LABEL_ROWS
-    if not (enough and len(counts) <= MAX_CLASSES) and known is None:
+    if len(counts) > MAX_CLASSES:
         return None, None
-    if enough:
-        label, top = counts.most_common(1)[0]
-        share = top / len(outputs)
-        limit = BINARY_MAJORITY if len(counts) == 2 else MULTICLASS_MAJORITY
-        if share > limit:
-            return None, Rejection(
-                Reason.IMBALANCED_LABELS,
-                f"{len(counts)} distinct output(s); {label!r} is {share:.0%} of {len(outputs)} "
-                f"rows (limit {limit:.0%})",
-            )
+    label, top = counts.most_common(1)[0]
+    share = top / len(outputs)
+    limit = BINARY_MAJORITY if len(counts) == 2 else MULTICLASS_MAJORITY
+    if share > limit:
+        return None, Rejection(
+            Reason.IMBALANCED_LABELS,
+            f"{len(counts)} distinct output(s); {label!r} is {share:.0%} of {len(outputs)} "
+            f"rows (limit {limit:.0%})",
+        )
     if known is not None:
         return tuple(known), None  # the full label space, in class order
     return tuple(counts), None  # observed values, in order of first appearance
@@ -231,6 +228,7 @@ def build_instances(
             ),
         )
     built: list[Instance] = []
+    outputs: list[str] = []  # every row's output: classification is judged on the sample rows
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -247,6 +245,7 @@ def build_instances(
             )
         if output is None:
             continue
+        outputs.append(_cut(output, set()))
         text = render_input(input_fields, row, fields)
         if text is None:
             continue
@@ -262,7 +261,7 @@ def build_instances(
                 f"none of {len(rows)} sample row(s) gave a non-empty input and output",
             ),
         )
-    labels, rejection = classify([i.output for i in built], out_info)
+    labels, rejection = classify(outputs, out_info)
     if rejection is not None:
         return Construction(base, rejection=rejection)
     final = base
