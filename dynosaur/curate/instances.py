@@ -14,7 +14,7 @@ Pure functions, no I/O. The rules, as the mission states them:
   kept only if the majority value is at most 70% of the rows (two values) or 50% (one value, or
   three and more); when every label is at most 15 characters the instruction gets
   `` Answers must be one of <labels>.`` (judged on every sample row with an output, before
-  de-duplication, whatever the number of rows);
+  de-duplication; samples under 10 rows: see :func:`classify`);
 * a task that yields no instance is rejected (``no_instances``).
 """
 
@@ -38,6 +38,8 @@ MAX_CLASSES = 10
 MAX_LABEL_CHARS = 15
 BINARY_MAJORITY = 0.7
 MULTICLASS_MAJORITY = 0.5
+# Fewer sample rows (with an output) than this say nothing about an output's label distribution.
+MIN_LABEL_ROWS = 10
 
 # Postgres text cannot hold NUL; other C0 controls (but tab, newline, carriage return) are noise.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -186,24 +188,29 @@ def classify(
     ``outputs``: the output of every sample row that has one (the original judged the rows, not
     the de-duplicated instances). The mission's rule: at most 10 distinct outputs make a
     classification task, kept only if its majority value is at most 70% of the rows (two values)
-    or 50% (one value, or three and more), whatever the number of rows.
+    or 50% (one value, or three and more). A sample of fewer than :data:`MIN_LABEL_ROWS` rows
+    says nothing about a distribution (one row always has one distinct value): only a ClassLabel
+    output, whose label space the features state, is then classification, and balance is not
+    judged.
     """
     counts = Counter(outputs)
     if not counts:
         return None, None
     names = _labels_of(info)
     known = names if names and len(names) <= MAX_CLASSES and set(counts) <= set(names) else None
-    if len(counts) > MAX_CLASSES:
+    enough = len(outputs) >= MIN_LABEL_ROWS
+    if not (enough and len(counts) <= MAX_CLASSES) and known is None:
         return None, None
-    label, top = counts.most_common(1)[0]
-    share = top / len(outputs)
-    limit = BINARY_MAJORITY if len(counts) == 2 else MULTICLASS_MAJORITY
-    if share > limit:
-        return None, Rejection(
-            Reason.IMBALANCED_LABELS,
-            f"{len(counts)} distinct output(s); {label!r} is {share:.0%} of {len(outputs)} "
-            f"rows (limit {limit:.0%})",
-        )
+    if enough:
+        label, top = counts.most_common(1)[0]
+        share = top / len(outputs)
+        limit = BINARY_MAJORITY if len(counts) == 2 else MULTICLASS_MAJORITY
+        if share > limit:
+            return None, Rejection(
+                Reason.IMBALANCED_LABELS,
+                f"{len(counts)} distinct output(s); {label!r} is {share:.0%} of {len(outputs)} "
+                f"rows (limit {limit:.0%})",
+            )
     if known is not None:
         return tuple(known), None  # the full label space, in class order
     return tuple(counts), None  # observed values, in order of first appearance

@@ -7,7 +7,8 @@ ClassLabel integers read as their names. Only *whole* values count: an answer th
 longer input (extractive QA, the answer inside its passage) is not a leak.
 
 * :func:`check_task` rejects a task (``answer_in_input``) when its sample rows leak in more than a
-  share of the rows that have an output (``Settings.answer_in_input_share``, "most rows");
+  share of the rows that have an output (``Settings.answer_in_input_share``, "most rows") with at
+  least two distinct values (one value shared by two columns, two flags both False, is chance);
 * :func:`leaking_rows` names the rows that leak, so that curate drops those instances one by one
   from a task that is otherwise kept.
 
@@ -54,8 +55,8 @@ def _value(row: Mapping[str, Any], name: str, fields: Mapping[str, FieldInfo]) -
 
 def row_leak(
     row: Any, input_fields: Sequence[str], output_field: str, fields: Mapping[str, FieldInfo]
-) -> str | None:
-    """The input field whose whole value equals the output in this row, or None."""
+) -> tuple[str, str] | None:
+    """(input field, normalised value) when the field's whole value equals the row's output."""
     if not isinstance(row, Mapping):
         return None
     output = _value(row, output_field, fields)
@@ -63,8 +64,22 @@ def row_leak(
         return None
     for name in input_fields:
         if name != output_field and _value(row, name, fields) == output:
-            return name
+            return name, output
     return None
+
+
+def _leaks(
+    rows: Sequence[Any],
+    input_fields: Sequence[str],
+    output_field: str,
+    fields: Mapping[str, FieldInfo],
+) -> dict[int, tuple[str, str]]:
+    leaks: dict[int, tuple[str, str]] = {}
+    for index, row in enumerate(rows):
+        found = row_leak(row, input_fields, output_field, fields)
+        if found is not None:
+            leaks[index] = found
+    return leaks
 
 
 def leaking_rows(
@@ -74,12 +89,7 @@ def leaking_rows(
     fields: Mapping[str, FieldInfo],
 ) -> dict[int, str]:
     """Row index -> the input field that holds the row's output, for every leaking row."""
-    leaks: dict[int, str] = {}
-    for index, row in enumerate(rows):
-        name = row_leak(row, input_fields, output_field, fields)
-        if name is not None:
-            leaks[index] = name
-    return leaks
+    return {i: name for i, (name, _) in _leaks(rows, input_fields, output_field, fields).items()}
 
 
 def _rows_with_output(
@@ -102,13 +112,14 @@ def check_task(
     rows that have an output (``answer_in_input``)."""
     if task.output_field is None or not task.input_fields:
         return None
-    leaks = leaking_rows(rows, task.input_fields, task.output_field, fields)
-    if not leaks:
+    leaks = _leaks(rows, task.input_fields, task.output_field, fields)
+    # One value shared by two columns (two flags both False) is a coincidence, not the answer.
+    if len({value for _, value in leaks.values()}) < 2:
         return None
     total = _rows_with_output(rows, task.output_field, fields)
     if total == 0 or len(leaks) / total <= share:
         return None
-    name, count = Counter(leaks.values()).most_common(1)[0]
+    name, count = Counter(name for name, _ in leaks.values()).most_common(1)[0]
     return Rejection(
         Reason.ANSWER_IN_INPUT,
         f"the output {task.output_field!r} equals the whole value of input {name!r} in "

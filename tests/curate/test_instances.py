@@ -148,11 +148,11 @@ def test_a_single_output_value_is_imbalanced() -> None:
     assert built.rejection.reason is Reason.IMBALANCED_LABELS
 
 
-def test_small_samples_are_judged_as_classification_too() -> None:
+def test_samples_under_ten_rows_are_not_judged_as_classification() -> None:
     rows = [{"t": f"t{i}", "y": "same"} for i in range(9)]
     built = build_instances("Extract the date.", ["t"], "y", {}, rows)
-    assert built.rejection is not None and built.rejection.reason is Reason.IMBALANCED_LABELS
-    assert "of 9 rows" in built.rejection.message
+    assert built.rejection is None and built.labels is None
+    assert built.instruction == "Extract the date." and len(built.instances) == 9
 
 
 def test_balance_is_judged_on_the_sample_rows_not_the_deduplicated_instances() -> None:
@@ -165,8 +165,7 @@ def test_balance_is_judged_on_the_sample_rows_not_the_deduplicated_instances() -
 
 def test_class_label_output_on_a_small_sample_gets_its_label_space() -> None:
     info = {"y": FieldInfo("y", "class_label", ("neg", "pos"))}
-    rows = [{"t": "good", "y": "pos"}, {"t": "bad", "y": "neg"}]
-    built = build_instances("Sentiment?", ["t"], "y", info, rows)
+    built = build_instances("Sentiment?", ["t"], "y", info, [{"t": "good", "y": "pos"}])
     assert built.labels == ("neg", "pos") and built.rejection is None
     assert built.instruction == "Sentiment? Answers must be one of neg, pos."
 

@@ -57,6 +57,14 @@ def test_an_answer_span_inside_a_longer_passage_is_not_a_leak() -> None:
     assert leakage.leaking_rows(rows, ("context",), "answer", {}) == {}
 
 
+def test_two_columns_sharing_one_constant_value_are_not_a_leak() -> None:
+    rows = [{"caption": f"c{i}", "female": False, "male": False} for i in range(5)]
+    assert (
+        leakage.check_task(Task("Is it male?", ("caption", "female"), "male", id=1), {}, rows)
+        is None
+    )
+
+
 def test_a_minority_of_leaking_rows_is_under_the_threshold() -> None:
     rows = [{"q": f"q{i}", "a": f"q{i}" if i < 5 else f"a{i}"} for i in range(10)]
     the_task = Task("Answer.", ("q",), "a", id=1)
