@@ -7,8 +7,8 @@ ClassLabel integers read as their names. Only *whole* values count: an answer th
 longer input (extractive QA, the answer inside its passage) is not a leak.
 
 * :func:`check_task` rejects a task (``answer_in_input``) when its sample rows leak in more than a
-  share of the rows that have an output (``Settings.answer_in_input_share``, "most rows") with at
-  least two distinct values (one value shared by two columns, two flags both False, is chance);
+  share of the rows that have an output (``Settings.answer_in_input_share``, "most rows"), even
+  when the shared value is one constant (two flags both False: the input still gives the answer);
 * :func:`leaking_rows` names the rows that leak, so that curate drops those instances one by one
   from a task that is otherwise kept.
 
@@ -113,8 +113,7 @@ def check_task(
     if task.output_field is None or not task.input_fields:
         return None
     leaks = _leaks(rows, task.input_fields, task.output_field, fields)
-    # One value shared by two columns (two flags both False) is a coincidence, not the answer.
-    if len({value for _, value in leaks.values()}) < 2:
+    if not leaks:
         return None
     total = _rows_with_output(rows, task.output_field, fields)
     if total == 0 or len(leaks) / total <= share:

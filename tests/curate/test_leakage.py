@@ -57,12 +57,11 @@ def test_an_answer_span_inside_a_longer_passage_is_not_a_leak() -> None:
     assert leakage.leaking_rows(rows, ("context",), "answer", {}) == {}
 
 
-def test_two_columns_sharing_one_constant_value_are_not_a_leak() -> None:
+def test_two_columns_sharing_one_constant_value_leak_too() -> None:
     rows = [{"caption": f"c{i}", "female": False, "male": False} for i in range(5)]
-    assert (
-        leakage.check_task(Task("Is it male?", ("caption", "female"), "male", id=1), {}, rows)
-        is None
-    )
+    the_task = Task("Is it male?", ("caption", "female"), "male", id=1)
+    rejection = leakage.check_task(the_task, {}, rows)
+    assert rejection is not None and "5 of 5" in rejection.message
 
 
 def test_a_minority_of_leaking_rows_is_under_the_threshold() -> None:
