@@ -17,7 +17,6 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -31,12 +30,19 @@ from dynosaur.reasons import Reason
 # Default share of sample rows (with an output) that must leak for the whole task to be rejected.
 DEFAULT_SHARE = 0.5
 
-_SPACES = re.compile(r"\s+")
-
 
 def normalise_value(text: str) -> str:
     """Case-, space- and Unicode-form-insensitive form of a value."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _may_fold_to(text: str, target: str) -> bool:
+    """False when ``text`` is too long to normalise to ``target``: NFKC composes at most three
+    characters into one, casefolding never shortens, and only whitespace is dropped; so a value
+    whose non-space characters are over three times the target's length cannot equal it. Saves
+    normalising long passages against short answers (most of the work otherwise)."""
+    spaces = text.count(" ") + text.count("\n") + text.count("\t") + text.count("\r")
+    return len(text) - spaces <= 3 * len(target)
 
 
 def _labels(info: FieldInfo | None) -> Sequence[str] | None:
@@ -45,10 +51,16 @@ def _labels(info: FieldInfo | None) -> Sequence[str] | None:
     return None
 
 
-def _value(row: Mapping[str, Any], name: str, fields: Mapping[str, FieldInfo]) -> str | None:
-    """Normalised whole value of a scalar field in a row (None when missing, empty or nested)."""
+def _value(
+    row: Mapping[str, Any],
+    name: str,
+    fields: Mapping[str, FieldInfo],
+    target: str | None = None,
+) -> str | None:
+    """Normalised whole value of a scalar field in a row (None when missing, empty or nested,
+    or, given a ``target``, when it is too long to equal it)."""
     text = scalar_text(row.get(name), _labels(fields.get(name)))
-    if not text:
+    if not text or (target is not None and not _may_fold_to(text, target)):
         return None
     return normalise_value(text) or None
 
@@ -63,7 +75,7 @@ def row_leak(
     if output is None:
         return None
     for name in input_fields:
-        if name != output_field and _value(row, name, fields) == output:
+        if name != output_field and _value(row, name, fields, output) == output:
             return name, output
     return None
 

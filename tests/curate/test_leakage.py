@@ -109,3 +109,10 @@ def test_leaking_task_rejected_and_single_leaking_instances_dropped(
     assert len(outputs) == 8 and not {"q0", "q1"} & set(outputs)
     assert summary.figures["instances_answer_in_input"] == 2
     assert summary.counts[("rejected", "answer_in_input")] == 1
+
+
+def test_unicode_forms_fold_and_a_long_passage_never_equals_a_short_answer() -> None:
+    rows = [{"a": "Straße  X", "b": "STRASSE x"}] * 3
+    assert leakage.check_task(Task("Copy.", ("a",), "b", id=1), {}, rows) is not None
+    passage = [{"p": "word " * 500, "b": "word"}] * 3
+    assert leakage.leaking_rows(passage, ("p",), "b", {}) == {}
