@@ -68,6 +68,8 @@ class Reason(StrEnum):
     DUPLICATE_INSTRUCTION = "duplicate_instruction"
     DUPLICATE_IN_STORE = "duplicate_in_store"
     NEAR_DUPLICATE_IN_STORE = "near_duplicate_in_store"
+    ANSWER_IN_INPUT = "answer_in_input"
+    SUSPICIOUS_CONTENT = "suspicious_content"
     # curate: instance construction
     NON_SCALAR_OUTPUT = "non_scalar_output"
     IMBALANCED_LABELS = "imbalanced_labels"
@@ -149,6 +151,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.NEAR_DUPLICATE_IN_STORE: (
         Stage.CURATE,
         "A task of the same dataset with a near-identical instruction is already in the store.",
+    ),
+    Reason.ANSWER_IN_INPUT: (
+        Stage.CURATE,
+        "The output equals the whole value of an input field in most sample rows (the task is "
+        "trivial); as a note: such single instances were dropped.",
+    ),
+    Reason.SUSPICIOUS_CONTENT: (
+        Stage.CURATE,
+        "The task's text carries a link, an instruction to the reader or a secret-like string "
+        "that its source rows do not contain.",
     ),
     Reason.NON_SCALAR_OUTPUT: (Stage.CURATE, "The output field holds lists or dicts."),
     Reason.IMBALANCED_LABELS: (

@@ -130,6 +130,21 @@ class Settings(BaseSettings):
         "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
     )
 
+    # --- curate ------------------------------------------------------------------------------
+    answer_in_input_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A task whose output equals the whole value of an input field in more than "
+        "this share of its sample rows is rejected (answer_in_input).",
+    )
+    near_duplicates: Literal["flag", "reject"] = Field(
+        default="flag",
+        description="Near-duplicate tasks (same config and fields, instruction Jaccard >= 0.8): "
+        "flag keeps them valid with a note (the original removed only identical tasks); reject "
+        "rejects them (near_duplicate_in_store).",
+    )
+
     # --- export ------------------------------------------------------------------------------
     export_dir: Path | None = Field(
         default=None,
