@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from dynosaur.generate.cost import call_cost, count_prompt_tokens, token_method
-from dynosaur.generate.jobs import Job
+from dynosaur.generate.jobs import Job, max_output_tokens
 from dynosaur.generate.ledger import Ledger
 from dynosaur.model import StepSummary
 from dynosaur.settings import ModelPrice, Settings
@@ -31,7 +31,7 @@ def estimate(
     model = settings.llm_model
     known = ledger.succeeded(j.request.request_hash for j in jobs)
     typical = ledger_store.mean_completion_tokens(engine, model)
-    out_tokens = round(typical) if typical is not None else settings.llm_max_tokens
+    out_tokens = round(typical) if typical is not None else max_output_tokens(settings)
     summary = StepSummary(step)
     seen: set[str] = set()
     tokens_in = 0
@@ -48,7 +48,7 @@ def estimate(
         by_kind[job.prompt_kind].append(prompt_tokens)
         tokens_in += prompt_tokens
         cost += call_cost(price, prompt_tokens, out_tokens)
-        cost_max += call_cost(price, prompt_tokens, settings.llm_max_tokens)
+        cost_max += call_cost(price, prompt_tokens, max_output_tokens(settings))
         if budget is None or cost <= budget:
             fit += 1
         summary.add("dry_run", job.prompt_kind)

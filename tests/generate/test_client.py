@@ -20,11 +20,27 @@ from tests.generate.conftest import completion, error, fast_settings
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-class Waits(list):
-    """Records the waits asked for, returning at once."""
+class Waits:
+    """Records the waits asked for, returning at once (not a list subclass: an empty list is
+    falsy, and ``sleep or asyncio.sleep`` would pick the real sleep)."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+        self.seen.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(self.seen)
+
+    def __eq__(self, other: object) -> bool:
+        return self.seen == other
 
 
 def _complete(settings: Settings, waits: Waits, **parameters: object):

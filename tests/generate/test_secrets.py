@@ -61,7 +61,7 @@ def test_the_api_key_appears_in_no_log_exception_output_or_column(
     llm = emulator(rate_429=0.1, rate_5xx=0.1, rate_malformed=0.1, retry_after=0.01)
     keyed = fast_settings(settings, llm.base_url, llm_api_key=SecretStr(KEY))
     summary = generate(keyed, store, ids[:8], run_key="secret")
-    assert summary.figures["calls_succeeded"] == 8
+    assert summary.figures["generations_succeeded"] == 8
 
     hostile = scripted([(401, _echo_authorization, {})])
     with pytest.raises(LLMAuthError) as raised:
