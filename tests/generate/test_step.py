@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import LLMAuthError, ServiceUnavailable, UsageError
+from dynosaur.errors import LLMAuthError, LLMQuotaError, ServiceUnavailable, UsageError
 from dynosaur.generate import generate, generate_queue
 from dynosaur.generate.cost import prompt_tokens_bound, reservation
 from dynosaur.generate.prompts import PromptBook, PromptKind
@@ -399,3 +399,38 @@ def test_queue_lists_collected_configs_oldest_first_with_a_limit(
         )
     assert generate_queue(settings, store) == [ids[0], *ids[2:]]
     assert generate_queue(settings, store, limit=2) == [ids[0], ids[2]]
+
+
+def test_a_reasoning_family_model_completes_against_the_strict_emulator(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 4)
+    llm = emulator(strict=True)
+    tuned = fast_settings(
+        settings,
+        llm.base_url,
+        llm_model="gpt-5-mini",
+        llm_prices={"gpt-5-mini": ModelPrice(input=0.25, output=2.0)},
+    )
+    summary = generate(tuned, store, ids, run_key="r")
+    assert summary.counts == Counter({("generated", None): 4})
+    assert llm.status_counts == {200: 4}
+    params = rows_of(store, "SELECT parameters FROM llm_call")
+    assert all(
+        p.parameters == {"max_completion_tokens": tuned.llm_reasoning_max_tokens} for p in params
+    )
+
+
+def test_insufficient_quota_stops_the_run_after_one_round_of_in_flight_calls(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 40)
+    llm = emulator(quota_requests=0, latency=0.05)
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=4)
+    with pytest.raises(LLMQuotaError, match="no quota left"):
+        generate(tuned, store, ids, run_key="r")
+    # The calls on the wire when the first refusal came back, and none after.
+    assert 1 <= len(llm.request_log) <= 4
+    configs = rows_of(store, "SELECT status, reason FROM dataset_config")
+    assert {(c.status, c.reason) for c in configs} == {("deferred", "llm_quota_exhausted")}
+    assert sorted(generate_queue(tuned, store)) == sorted(ids)
