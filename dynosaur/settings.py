@@ -125,9 +125,10 @@ class Settings(BaseSettings):
         "timeouts, 5xx, 429) before its config fails with that reason.",
     )
     llm_defer_s: float = Field(
-        default=60.0,
+        default=0.0,
         ge=0,
-        description="Wait before a transiently failed prompt is due again; doubles per run.",
+        description="Wait before a transiently failed prompt is due again (doubles per run); "
+        "0: due at the next run.",
     )
     llm_max_unusable: int = Field(
         default=3,

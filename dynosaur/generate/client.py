@@ -198,11 +198,13 @@ class LLMClient:
         )
 
     def _observe(self, headers: Mapping[str, str]) -> None:
-        """Pause every call until the quota resets when an answer says it is used up."""
+        """Pause every call until the quota resets when an answer says it is used up (at most
+        ``llm_backoff_max_s``)."""
         wait = server_wait_seconds(
             {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
         )
         if wait:
+            wait = min(wait, self.policy.max_server_wait_s)
             self._resume_at = max(self._resume_at, time.monotonic() + wait)
 
     def _classify(self, exc: BaseException) -> Failure | None:

@@ -120,7 +120,7 @@ class Recorder:
         *,
         max_unusable: int = 3,
         max_deferrals: int = 5,
-        defer_s: float = 60.0,
+        defer_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.price = price

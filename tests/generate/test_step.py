@@ -144,7 +144,9 @@ def test_calls_failing_transiently_stay_retryable_until_the_cap(
 ) -> None:
     ids = insert_configs(store, 3)
     llm = emulator(rate_5xx=1.0)
-    tuned = fast_settings(settings, llm.base_url, llm_max_retries=1, llm_max_deferrals=2)
+    tuned = fast_settings(
+        settings, llm.base_url, llm_max_retries=1, llm_max_deferrals=2, llm_defer_s=60
+    )
     with pytest.raises(ServiceUnavailable) as raised:
         generate(tuned, store, ids, run_key="r")
     assert raised.value.service == "llm" and raised.value.deferred == 3
