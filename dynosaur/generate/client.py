@@ -160,7 +160,9 @@ class LLMClient:
                     model=model, messages=cast(Any, list(messages)), **parameters
                 )
             self._observe(raw.headers)
-            return _read(raw.parse())
+            # The typed call builds and checks the request; the answer is read as plain JSON
+            # (building the SDK's model of it costs CPU at fan-out and checks nothing more).
+            return _read(raw.http_response.json())
 
         def on_retry(failure: Failure, wait: float) -> None:
             log.info("LLM attempt failed (%s); retrying in %.2fs", failure.reason, wait)
@@ -271,28 +273,31 @@ def _http_client() -> openai.DefaultAsyncHttpxClient | None:
     return openai.DefaultAioHttpClient()
 
 
-def _read(completion: Any) -> tuple[str, str | None, int | None, int | None, str | None]:
-    """(text, finish_reason, prompt_tokens, completion_tokens, model) of a chat completion (the
-    SDK builds its model without validating, so every part is checked here)."""
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list) or not choices:
+def _read(completion: object) -> tuple[str, str | None, int | None, int | None, str | None]:
+    """(text, finish_reason, prompt_tokens, completion_tokens, model) of a chat completion."""
+    if not isinstance(completion, dict):
+        raise _Malformed(f"the body is {type(completion).__name__}, not a chat completion")
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise _Malformed("the answer has no choices")
-    message = getattr(choices[0], "message", None)
-    if message is None or isinstance(message, str | dict):
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
         raise _Malformed("the first choice has no message")
-    text = getattr(message, "content", None)
+    text = message.get("content")
     if text is None:
-        text = getattr(message, "refusal", None) or ""
+        text = message.get("refusal") or ""
     if not isinstance(text, str):
         raise _Malformed("the message content is not text")
-    usage = getattr(completion, "usage", None)
-    finish_reason = getattr(choices[0], "finish_reason", None)
-    model = getattr(completion, "model", None)
+    usage = completion.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
+    finish_reason = choices[0].get("finish_reason")
+    model = completion.get("model")
     return (
         text,
         finish_reason if isinstance(finish_reason, str) else None,
-        _count(getattr(usage, "prompt_tokens", None)),
-        _count(getattr(usage, "completion_tokens", None)),
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
         model if isinstance(model, str) else None,
     )
 

@@ -129,7 +129,7 @@ class Recorder:
         self.max_deferrals = max_deferrals
         self.defer_s = defer_s
 
-    def _answered(self, item: Finished, answer: LLMAnswer) -> Answered:
+    def _answered(self, item: Finished, answer: LLMAnswer, parsed: ParsedAnswer) -> Answered:
         """The ledger's record of a fresh answer; endpoints that report no usage are charged by
         our own count. An unusable answer is stored (it was paid) with the note
         ``llm_unusable_answer``: the next attempt is another request, so it is never reused."""
@@ -140,7 +140,6 @@ class Recorder:
         completion_tokens = answer.completion_tokens
         if completion_tokens is None:
             completion_tokens = count_text_tokens(answer.text, request.model)
-        parsed = parse_answer(answer.text, finish_reason=answer.finish_reason)
         notes = []
         if parsed.truncated:
             notes.append(Reason.RESPONSE_TRUNCATED.value)
@@ -164,19 +163,39 @@ class Recorder:
         An unusable answer (:func:`usable`) is not served: its generations stay pending for the
         next attempt, or fail with ``llm_unusable_answer`` once ``max_unusable`` answers were
         unusable (the complete tasks of a last answer that was cut short are kept instead)."""
-        fresh = [self._answered(item, item.answer) for item in items if item.answer is not None]
+        # Each answer is parsed once: for the ledger's notes and for the tasks.
+        first = [
+            parse_answer(
+                item.answer.text,
+                finish_reason=item.answer.finish_reason,
+                limit=self.tasks_per_config,
+            )
+            if item.answer is not None
+            else None
+            for item in items
+        ]
+        fresh = [
+            self._answered(item, item.answer, answer)
+            for item, answer in zip(items, first, strict=True)
+            if item.answer is not None and answer is not None
+        ]
         usage = {a.call_id: (a.prompt_tokens, a.completion_tokens, a.cost_usd) for a in fresh}
         parsed: list[tuple[ParsedAnswer, str, bool]] = []
         with self.engine.begin() as conn:
             stored = ledger.mark_succeeded_many(conn, fresh)
             completions: list[generations.Completion] = []
             paid: set[int] = set()
-            for item in items:
+            for item, mine in zip(items, first, strict=True):
                 record = stored[item.call_id] if item.answer is not None else item.record
                 assert record is not None
-                answer = parse_answer(
-                    record.response, finish_reason=record.finish_reason, limit=self.tasks_per_config
-                )
+                if mine is not None and record.response == (item.answer and item.answer.text):
+                    answer = mine  # our own answer was stored (not another worker's)
+                else:
+                    answer = parse_answer(
+                        record.response,
+                        finish_reason=record.finish_reason,
+                        limit=self.tasks_per_config,
+                    )
                 answers = item.request.attempt + 1
                 ok = usable(answer, record.response)
                 if not ok and answers < self.max_unusable:
