@@ -180,6 +180,8 @@ def test_an_outage_defers_the_work_and_a_rerun_after_recovery_completes_it(
     # The run stopped sending once calls kept failing: not every config was tried.
     tried = scalar_of(store, "SELECT count(*) FROM generation WHERE attempts > 0")
     assert 3 <= tried < 10
+    # Due at once (DYNOSAUR_LLM_DEFER_S is 0 by default): any later run adopts them too.
+    assert generate_queue(settings, store) == sorted(ids)
     llm = emulator()
     summary = generate(
         fast_settings(settings, llm.base_url),
