@@ -59,6 +59,8 @@ class Reason(StrEnum):
     LLM_ERROR = "llm_error"
     RESPONSE_TRUNCATED = "response_truncated"
     NO_TASKS = "no_tasks"
+    LLM_QUOTA_EXHAUSTED = "llm_quota_exhausted"
+    LLM_UNUSABLE_ANSWER = "llm_unusable_answer"
     # curate: task filters, in the order they are applied
     UNPARSEABLE = "unparseable"
     EMPTY_OUTPUT_FIELD = "empty_output_field"
@@ -135,6 +137,14 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         "The answer stopped at the token limit; the complete tasks in it were kept.",
     ),
     Reason.NO_TASKS: (Stage.GENERATE, "The answer contained no task at all."),
+    Reason.LLM_QUOTA_EXHAUSTED: (
+        Stage.GENERATE,
+        "The LLM account has no quota left (insufficient_quota); a run after a top-up sends it.",
+    ),
+    Reason.LLM_UNUSABLE_ANSWER: (
+        Stage.GENERATE,
+        "Every allowed answer was unusable (not JSON, or cut short without a complete task).",
+    ),
     Reason.UNPARSEABLE: (Stage.CURATE, "The proposal could not be parsed into a task."),
     Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
     Reason.MULTIPLE_OUTPUT_FIELDS: (

@@ -199,6 +199,29 @@ class LLMOptions(_Options):
             dir_okay=False,
         ),
     )
+    strict: bool = field(
+        default=False,
+        metadata=knob(
+            "The real API's strictness: unknown models 404; reasoning-family models (o1, o3, "
+            "o4, gpt-5) reject max_tokens and temperatures other than 1 (400)."
+        ),
+    )
+    context_tokens: int = field(
+        default=128_000,
+        metadata=knob("Context window: longer requests get 400 context_length_exceeded.", min=1),
+    )
+    quota_requests: int = field(
+        default=-1,
+        metadata=knob("Answer 429 insufficient_quota after this many answers (-1: never).", min=-1),
+    )
+    rpm: int = field(
+        default=0,
+        metadata=knob("Requests per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
+    )
+    tpm: int = field(
+        default=0,
+        metadata=knob("Tokens per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
+    )
 
     def __post_init__(self) -> None:
         for name in ("reference", "request_log_path"):
