@@ -106,11 +106,17 @@ def normalize_license(value: str) -> str:
     return text
 
 
+_CC_VERSIONED = re.compile(r"(cc-by(?:-nc)?(?:-nd|-sa)?)-\d(?:\.\d)?")
+
+
 def license_class(license_id: str | None) -> LicenseClass:
     """The class of one license id (``unknown`` for anything not recognised)."""
     if not license_id:
         return LicenseClass.UNKNOWN
-    return _CLASS_OF.get(normalize_license(license_id), LicenseClass.UNKNOWN)
+    normal = normalize_license(license_id)
+    if normal not in _CLASS_OF and (cc := _CC_VERSIONED.fullmatch(normal)):
+        normal = cc.group(1)  # another version of a Creative Commons license: same terms
+    return _CLASS_OF.get(normal, LicenseClass.UNKNOWN)
 
 
 def dataset_license_class(license_ids: Iterable[str]) -> LicenseClass:

@@ -306,9 +306,7 @@ async def _configs(
         infos = info_answer["dataset_info"]
     allowed = allowed_set(settings.languages)
     code = settings.allow_code
-    languages = {
-        name: before_rows(name, card, infos.get(name), allowed, allow_code=code) for name in splits
-    }
+    languages = {name: before_rows(name, card, infos.get(name), allowed) for name in splits}
     foreign = [
         n
         for n in splits

@@ -53,14 +53,16 @@ _TOKEN = re.compile(r"[a-z]+")
 # Spellings of language codes seen on cards, mapped to the ISO 639-1 code settings use.
 _LANGUAGE_ALIASES = {"english": "en", "eng": "en"}
 
-# Detection: text shorter than this (letters) says nothing; a language needs this share of the
-# identified text of a field to count, and fields need this many letters in all.
-_MIN_ROW_LETTERS = 12
-_MIN_FIELD_LETTERS = 60
-_MIN_SHARE = 0.3
-_MAX_ROWS = 30  # rows read per field: enough for a vote, cheap
-_MAX_CHARS = 400  # characters of one value read
+# Detection: a field needs this many letters (in words without digits: ids, hashes and
+# numbers say nothing) to be identified; a language counts when it holds this share of the
+# config's identified letters (else only the dominant one counts).
+_MIN_FIELD_LETTERS = 40
+_MIN_SHARE = 0.25
+_MAX_FIELD_CHARS = 3000  # text read per field
+_MAX_ROWS = 50
+_WORD = re.compile(r"[^\W\d_]{2,}")
 _URL = re.compile(r"https?://\S+|\S+@\S+")
+_NO_LANGUAGE = frozenset({"zxx"})  # the identifier's "no linguistic content"
 
 
 def language_code(value: str) -> str:
@@ -109,9 +111,7 @@ def is_allowed(codes: Iterable[str], allowed: frozenset[str], *, allow_code: boo
     return bool(codes & allowed)
 
 
-def before_rows(
-    name: str, card: CardInfo, info: Any, allowed: frozenset[str], *, allow_code: bool
-) -> ConfigLanguage:
+def before_rows(name: str, card: CardInfo, info: Any, allowed: frozenset[str]) -> ConfigLanguage:
     """A config's language from the card, its features and its name (no request needed)."""
     per_config = card.config_languages.get(name)
     if per_config:
@@ -125,13 +125,13 @@ def before_rows(
     from_name = name_languages(name, card_codes)
     if from_name:
         return ConfigLanguage(from_name, "config_name")
-    if card_codes:
-        if CODE in card_codes and allow_code:
-            return ConfigLanguage(tuple(card_codes), "card")
-        others = [c for c in card_codes if c != CODE]
-        # One language for the whole dataset, or only allowed ones: every config has them.
-        if len(others) == 1 or (allowed and set(others) <= allowed):
-            return ConfigLanguage(tuple(card_codes), "card")
+    others = [c for c in card_codes if c != CODE]
+    if card_codes and len(others) <= 1:
+        # One language (or code, or code and one language) for the whole dataset: every
+        # config has it. A card that lists code among many languages is not a code dataset.
+        return ConfigLanguage(tuple(card_codes), "card")
+    if allowed and others and set(others) <= allowed:
+        return ConfigLanguage(tuple(card_codes), "card")  # only allowed languages
     return ConfigLanguage()
 
 
@@ -187,7 +187,7 @@ def identifier() -> Any:
 def _texts(value: Any, out: list[str], depth: int = 0) -> None:
     """Strings inside a row value (lists and dicts walked a little)."""
     if isinstance(value, str):
-        out.append(value[:_MAX_CHARS])
+        out.append(value[:_MAX_FIELD_CHARS])
     elif depth < 3 and isinstance(value, list):
         for item in value[:20]:
             _texts(item, out, depth + 1)
@@ -196,36 +196,40 @@ def _texts(value: Any, out: list[str], depth: int = 0) -> None:
             _texts(item, out, depth + 1)
 
 
-def _letters(text: str) -> int:
-    return sum(1 for ch in text if ch.isalpha())
+def _field_text(rows: Sequence[Mapping[str, Any]], name: str) -> str:
+    """The words of one field over the rows (no digits, no links), up to a few thousand chars."""
+    words: list[str] = []
+    size = 0
+    for row in rows[:_MAX_ROWS]:
+        texts: list[str] = []
+        _texts(row.get(name), texts)
+        for word in _WORD.findall(_URL.sub(" ", " ".join(texts))):
+            words.append(word)
+            size += len(word) + 1
+            if size >= _MAX_FIELD_CHARS:
+                return " ".join(words)
+    return " ".join(words)
 
 
 def detect(rows: Sequence[Mapping[str, Any]], field_names: Sequence[str]) -> tuple[str, ...]:
-    """Languages of the text fields of the sample rows, most text first: per field, a vote of
-    the identifier over its rows; a language counts when it has at least 30% of a field's
-    identified text. Empty when no field holds enough text (numbers, ids, dates)."""
+    """Languages of the sample rows, most text first: each text field's words are identified
+    together; a language counts when its fields hold at least a quarter of the identified
+    letters (an English label beside German sentences is not English), else only the dominant
+    one. Empty when no field holds enough words (numbers, ids, dates: a time series)."""
     weights: Counter[str] = Counter()
-    ident = None
     for name in field_names:
-        votes: Counter[str] = Counter()
-        letters_in_field = 0
-        for row in rows[:_MAX_ROWS]:
-            texts: list[str] = []
-            _texts(row.get(name), texts)
-            text = _URL.sub(" ", " ".join(texts))
-            letters = _letters(text)
-            if letters < _MIN_ROW_LETTERS:
-                continue
-            ident = ident or identifier()
-            lang, _ = ident.classify(text)
-            votes[lang] += letters
-            letters_in_field += letters
-        if letters_in_field < _MIN_FIELD_LETTERS:
+        text = _field_text(rows, name)
+        letters = len(text) - text.count(" ")
+        if letters < _MIN_FIELD_LETTERS:
             continue
-        for lang, weight in votes.items():
-            if weight >= _MIN_SHARE * letters_in_field:
-                weights[lang] += weight
-    return tuple(lang for lang, _ in weights.most_common())
+        lang, _ = identifier().classify(text)
+        if lang not in _NO_LANGUAGE:
+            weights[lang] += letters
+    total = sum(weights.values())
+    if not total:
+        return ()
+    ranked = weights.most_common()
+    return tuple(lang for lang, w in ranked if w >= _MIN_SHARE * total) or (ranked[0][0],)
 
 
 def after_rows(
@@ -236,15 +240,3 @@ def after_rows(
         return known
     found = detect(rows, field_names)
     return ConfigLanguage(found, "detected") if found else ConfigLanguage((), None)
-
-
-def rank(
-    names: Sequence[str], languages: Mapping[str, ConfigLanguage], allowed: frozenset[str]
-) -> list[str]:
-    """Configs to try, in order: known allowed first, then unknown ones (viewer order kept
-    inside each group). Known foreign configs are not in the list."""
-    if not allowed:
-        return list(names)
-    known = [n for n in names if languages[n].known]
-    unknown = [n for n in names if not languages[n].known]
-    return known + unknown
