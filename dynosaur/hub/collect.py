@@ -61,6 +61,8 @@ _SPLIT_PREFERENCE = ("train", "validation")
 _DATASETS_PER_SLOT = 4  # datasets in flight per request slot: enough to keep every slot busy
 _WRITE_BATCH = 64  # outcomes per transaction at most
 _WAVES = 3  # configs tried per dataset at most: this many times the cap
+# Configs whose rows showed no allowed language: their place under the cap goes to the next.
+_LANGUAGE_SKIPS = frozenset({Reason.LANGUAGE_NOT_ALLOWED, Reason.NO_TEXT})
 
 
 def collect(
@@ -278,8 +280,8 @@ async def _configs(
 ) -> list[ConfigOutcome]:
     """The dataset's configs as the viewer shows them, each collected or skipped: configs known
     to be in no allowed language are skipped without a request; the others are tried in waves,
-    those in an allowed language first, until ``max_configs_per_dataset`` are collected (a
-    config found foreign from its rows frees its place)."""
+    those in an allowed language first, ``max_configs_per_dataset`` of them (a config found
+    foreign from its rows frees its place for the next)."""
     dataset_id = row.dataset_id
     splits_answer: dict[str, Any] | BaseException
     info_answer: dict[str, Any] | BaseException
@@ -319,7 +321,7 @@ async def _configs(
     outcomes: list[ConfigOutcome] = []
     tried = 0
     while tried < len(names) and tried < cap * _WAVES:
-        room = cap - sum(o.status == "collected" for o in outcomes)
+        room = cap - sum(o.reason not in _LANGUAGE_SKIPS for o in outcomes)
         if room <= 0:
             break
         wave = names[tried : tried + room]
