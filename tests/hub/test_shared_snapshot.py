@@ -1,13 +1,21 @@
 """Coverage of discover + collect over the whole shared snapshot (612 real cards, mid 2022),
 served by the Hub emulator. The thresholds sit just under the figures measured when this was
-written (default settings: English only):
+written (default settings: English only; license classes permissive, share-alike and
+non-commercial, so 70 datasets under no-derivatives or `other` licenses are skipped):
 
     cards parsed without a YAML error           612 / 612  = 100.0 %
-    non-placeholder summaries extracted         566 / 612  =  92.5 %  (the rest say
-                                                                      "[More Information Needed]")
-    text configs with >= 2 usable fields and    595 / 698  =  85.2 %  (no_rows: configs whose
-      sample rows (collected)                                         excerpt the snapshot lacks)
-    ... of those whose rows the snapshot has    593 / 603  =  98.3 %
+    non-placeholder summaries extracted         609 / 612  =  99.5 %  (566 from the card, 43
+                                                                      from dataset_infos.json)
+    text configs with >= 2 usable fields and    417 / 500  =  83.4 %  (no_rows: configs whose
+      sample rows (collected)                                         excerpt the snapshot lacks;
+                                                                      configs skipped for their
+                                                                      language are not counted)
+    ... of those whose rows the snapshot has    417 / 423  =  98.6 %
+
+Languages per config (second test): 0 collected configs of declared multilingual datasets in a
+language that is not allowed (of 108 collected there), 0 English configs dropped by the cap
+while a foreign one was kept, 408 configs skipped as language_not_allowed, 0 of the 12 code
+datasets and 0 of the 2 `unknown`-language cards skipped for their language.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ def test_collect_covers_the_shared_snapshot(store: Engine, settings: Settings) -
     }
     print(figures)  # shown with -s
     assert cards_ok >= 0.99
-    assert summaries >= 0.90
+    assert summaries >= 0.98
     assert figures["text_configs_usable"] >= 0.82
     assert figures["text_configs_with_rows_usable"] >= 0.97
     assert all(len(c[5]) <= s.sample_rows for c in configs)
