@@ -40,6 +40,7 @@ class Reason(StrEnum):
     HUB_ERROR = "hub_error"
     RATE_LIMITED = "rate_limited"
     NO_CONFIGS = "no_configs"
+    LICENSE_NOT_ALLOWED = "license_not_allowed"
     NO_USABLE_CONFIG = "no_usable_config"
     # collect: config level
     CONFIG_CAP = "config_cap"
@@ -48,6 +49,7 @@ class Reason(StrEnum):
     NO_ROWS = "no_rows"
     ROW_VALUES_TRUNCATED = "row_values_truncated"
     TEXT_CLEANED = "text_cleaned"
+    NO_TEXT = "no_text"
     # generate
     BUDGET_EXHAUSTED = "budget_exhausted"
     LLM_AUTH_ERROR = "llm_auth_error"
@@ -90,7 +92,10 @@ class Reason(StrEnum):
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.INVALID_ID: (Stage.DISCOVER, "The dataset id is not a valid Hub repo id."),
     Reason.NO_LICENSE: (Stage.COLLECT, "The card declares no license."),
-    Reason.LANGUAGE_NOT_ALLOWED: (Stage.COLLECT, "None of the card's languages is allowed."),
+    Reason.LANGUAGE_NOT_ALLOWED: (
+        Stage.COLLECT,
+        "None of the card's or the configuration's languages is allowed.",
+    ),
     Reason.GATED: (Stage.COLLECT, "The dataset is gated: its files need an accepted agreement."),
     Reason.PRIVATE: (Stage.COLLECT, "The dataset is private."),
     Reason.NOT_FOUND: (Stage.COLLECT, "The Hub does not know this dataset (deleted or renamed)."),
@@ -113,6 +118,14 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.NO_CONFIGS: (Stage.COLLECT, "The dataset exposes no configuration with rows."),
     Reason.NO_USABLE_CONFIG: (Stage.COLLECT, "Every configuration of the dataset was skipped."),
     Reason.CONFIG_CAP: (Stage.COLLECT, "Beyond the cap on configurations per dataset."),
+    Reason.LICENSE_NOT_ALLOWED: (
+        Stage.COLLECT,
+        "The license's class (e.g. no-derivatives, unknown terms) is not one the settings take.",
+    ),
+    Reason.NO_TEXT: (
+        Stage.COLLECT,
+        "No language is declared and the sample rows hold no text to identify one in.",
+    ),
     Reason.TOO_FEW_FIELDS: (Stage.COLLECT, "The rows have at most one field."),
     Reason.MEDIA_FIELD: (Stage.COLLECT, "The rows have an image, audio or video field."),
     Reason.NO_ROWS: (Stage.COLLECT, "No sample rows could be read."),

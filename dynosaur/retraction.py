@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.licenses import DEFAULT_ALLOWED, LicenseClass, dataset_license_class
+from dynosaur.licenses import (
+    DEFAULT_ALLOWED,
+    LicenseClass,
+    dataset_license_class,
+    usable_licenses,
+)
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from dynosaur.store import retractions
@@ -86,7 +91,9 @@ def check_source(
         return Reason.SOURCE_WITHDRAWN
     if getattr(info, "gated", False):
         return Reason.SOURCE_GATED
-    declared = _licenses(getattr(info, "card_data", None))
+    # `unknown` on the card names no license: a collected one came from a fallback (the
+    # Licensing section, dataset_infos.json) and still holds.
+    declared = tuple(usable_licenses(_licenses(getattr(info, "card_data", None))))
     changed = bool(declared) and set(declared) != set(source.licenses)
     if changed and dataset_license_class(declared) not in set(allowed):
         return Reason.LICENSE_WITHDRAWN

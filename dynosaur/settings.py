@@ -14,6 +14,8 @@ import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dynosaur.licenses import LicenseClass, parse_classes
+
 
 class ModelPrice(BaseModel):
     """USD per million tokens for one model."""
@@ -67,6 +69,15 @@ class Settings(BaseSettings):
         description="Allowed card languages; empty list allows every language.",
     )
     max_configs_per_dataset: int = Field(default=10, ge=1)
+    allow_code: bool = Field(
+        default=True,
+        description="Datasets whose card declares the language `code` (source code) are kept.",
+    )
+    license_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["permissive", "share-alike", "non-commercial"],
+        description="License classes that enter the collection (comma list of permissive, "
+        "share-alike, non-commercial, no-derivatives, unknown); others are skipped at collect.",
+    )
     sample_rows: int = Field(default=100, ge=1, le=100)
     max_value_chars: int = Field(
         default=10_000, ge=100, description="Longer row values are truncated at collect."
@@ -222,6 +233,18 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return value  # pydantic reports it
 
+    @field_validator("license_classes", mode="before")
+    @classmethod
+    def _split_license_classes(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("license_classes")
+    @classmethod
+    def _known_license_classes(cls, value: list[str]) -> list[str]:
+        return sorted(c.value for c in parse_classes(value))  # ValueError names unknown ones
+
     @field_validator("languages", "export_formats", "llm_reasoning_models", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:
@@ -244,6 +267,11 @@ class Settings(BaseSettings):
         password = urlsplit(self.database_url).password if self.database_url else None
         register = [s.get_secret_value() for s in (self.llm_api_key, self.hub_token) if s]
         redact.register(*register, password)
+
+    @property
+    def allowed_license_classes(self) -> frozenset[LicenseClass]:
+        """The license classes that enter the collection."""
+        return parse_classes(self.license_classes)
 
     @property
     def export_root(self) -> Path:

@@ -310,20 +310,23 @@ class HubClient:
 
     # --- card and viewer (httpx) -------------------------------------------------------------
 
-    async def card(self, dataset_id: str, revision: str) -> tuple[bytes, bool] | None:
-        """(README.md bytes, whether they were cut at ``max_card_bytes``), None without a card.
+    async def card(
+        self, dataset_id: str, revision: str, filename: str = "README.md"
+    ) -> tuple[bytes, bool] | None:
+        """(README.md bytes, whether they were cut at ``max_card_bytes``), None without a card
+        (``filename``: another small repo file, e.g. ``dataset_infos.json``).
 
         Streamed and cut, not downloaded whole: a card of megabytes costs at most the limit.
         """
         url = hf_hub_url(
             dataset_id,
-            "README.md",
+            filename,
             repo_type="dataset",
             revision=revision,
             endpoint=self.settings.hub_endpoint,
         )
         limit = self.settings.max_card_bytes
-        what = f"card of {dataset_id}"
+        what = f"{filename} of {dataset_id}"
 
         async def attempt(http: httpx.AsyncClient) -> tuple[bytes, bool] | None:
             try:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dynosaur.errors import HubRequestError
-from dynosaur.hub.card import CardInfo, parse_card
+from dynosaur.hub.card import CardInfo, complete_card, needs_infos, parse_card
 from dynosaur.hub.client import HubClient, check_dataset_id
 from dynosaur.hub.features import (
     build_sample,
@@ -31,7 +31,14 @@ from dynosaur.hub.features import (
     normalise_features,
     sample_fields,
 )
-from dynosaur.hub.rules import dataset_skip, fields_skip, language_code, sample_skip
+from dynosaur.hub.language import ConfigLanguage, allowed_set, before_rows, is_allowed
+from dynosaur.hub.rules import (
+    dataset_skip,
+    fields_skip,
+    language_code,
+    language_skip,
+    sample_skip,
+)
 from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
@@ -53,6 +60,9 @@ _DEFERRING = frozenset({Reason.VIEWER_NOT_READY, Reason.RATE_LIMITED, Reason.HUB
 _SPLIT_PREFERENCE = ("train", "validation")
 _DATASETS_PER_SLOT = 4  # datasets in flight per request slot: enough to keep every slot busy
 _WRITE_BATCH = 64  # outcomes per transaction at most
+_WAVES = 3  # configs tried per dataset at most: this many times the cap
+# Configs whose rows showed no allowed language: their place under the cap goes to the next.
+_LANGUAGE_SKIPS = frozenset({Reason.LANGUAGE_NOT_ALLOWED, Reason.NO_TEXT})
 
 
 def collect(
@@ -187,13 +197,27 @@ async def collect_dataset(
         out.card = CardInfo()
         return _final(out, "skipped", Reason.CARD_MISSING, "the dataset has no README.md card")
     card = parse_card(fetched[0], truncated=fetched[1])
+    infos = None
+    if needs_infos(card):  # license and summary fallbacks: one more request, only if needed
+        try:
+            infos = await client.card(row.dataset_id, row.sha, "dataset_infos.json")
+        except HubRequestError as exc:
+            return _after_error(settings, row, out, exc)
+    card = complete_card(card, infos[0] if infos and not infos[1] else None)
     out.card = card
     out.notes.extend(card.notes)
-    skip = dataset_skip(card, allowed_languages=settings.languages, gated=False, private=False)
+    skip = dataset_skip(
+        card,
+        allowed_languages=settings.languages,
+        gated=False,
+        private=False,
+        allowed_licenses=settings.allowed_license_classes,
+        allow_code=settings.allow_code,
+    )
     if skip is not None:
         return _final(out, "skipped", skip.reason, skip.message)
     try:
-        out.configs = await _configs(client, settings, row)
+        out.configs = await _configs(client, settings, row, card)
     except HubRequestError as exc:
         return _after_error(settings, row, out, exc)
     if card.problems:
@@ -252,9 +276,12 @@ def _permanent(exc: HubRequestError) -> bool:
 
 
 async def _configs(
-    client: HubClient, settings: Settings, row: PendingDataset
+    client: HubClient, settings: Settings, row: PendingDataset, card: CardInfo
 ) -> list[ConfigOutcome]:
-    """The dataset's configs as the viewer shows them, capped, each collected or skipped."""
+    """The dataset's configs as the viewer shows them, each collected or skipped: configs known
+    to be in no allowed language are skipped without a request; the others are tried in waves,
+    those in an allowed language first, ``max_configs_per_dataset`` of them (a config found
+    foreign from its rows frees its place for the next)."""
     dataset_id = row.dataset_id
     splits_answer: dict[str, Any] | BaseException
     info_answer: dict[str, Any] | BaseException
@@ -279,24 +306,65 @@ async def _configs(
     infos: dict[str, Any] = {}
     if isinstance(info_answer, dict) and isinstance(info_answer.get("dataset_info"), dict):
         infos = info_answer["dataset_info"]
-    names = rank_configs(list(splits), settings.languages)
+    allowed = allowed_set(settings.languages)
+    code = settings.allow_code
+    languages = {name: before_rows(name, card, infos.get(name), allowed) for name in splits}
+    foreign = [
+        n
+        for n in splits
+        if allowed
+        and languages[n].known
+        and not is_allowed(languages[n].codes, allowed, allow_code=code)
+    ]
+    names = rank_configs([n for n in splits if n not in foreign], settings.languages, languages)
     cap = settings.max_configs_per_dataset
-    kept, beyond = names[:cap], names[cap:]
-    try:
-        # A TaskGroup: when one config defers the dataset, the others' requests are cancelled.
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    _config(client, settings, dataset_id, name, splits[name], infos.get(name))
-                )
-                for name in kept
-            ]
-    except BaseExceptionGroup as group_error:
-        first = next((e for e in group_error.exceptions if isinstance(e, HubRequestError)), None)
-        if first is None:
-            raise
-        raise first from None
-    outcomes = [task.result() for task in tasks]
+    outcomes: list[ConfigOutcome] = []
+    tried = 0
+    while tried < len(names) and tried < cap * _WAVES:
+        room = cap - sum(o.reason not in _LANGUAGE_SKIPS for o in outcomes)
+        if room <= 0:
+            break
+        wave = names[tried : tried + room]
+        tried += len(wave)
+        try:
+            # A TaskGroup: when one config defers the dataset, the others' requests are cancelled.
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        _config(
+                            client,
+                            settings,
+                            dataset_id,
+                            name,
+                            splits[name],
+                            infos.get(name),
+                            languages[name],
+                        )
+                    )
+                    for name in wave
+                ]
+        except BaseExceptionGroup as group_error:
+            first = next(
+                (e for e in group_error.exceptions if isinstance(e, HubRequestError)), None
+            )
+            if first is None:
+                raise
+            raise first from None
+        outcomes += [task.result() for task in tasks]
+    beyond = names[tried:]
+    outcomes += [
+        ConfigOutcome(
+            name=name,
+            status="skipped",
+            reason=Reason.LANGUAGE_NOT_ALLOWED,
+            message=f"the config's languages ({', '.join(languages[name].codes)}, from "
+            f"{languages[name].source}) include none of {', '.join(sorted(allowed))}",
+            splits={split: None for split in splits[name]},
+            language=list(languages[name].codes),
+            language_source=languages[name].source,
+        )
+        for name in foreign
+    ]
     outcomes += [
         ConfigOutcome(
             name=name,
@@ -304,10 +372,13 @@ async def _configs(
             reason=Reason.CONFIG_CAP,
             message=f"beyond the first {cap} of {len(names)} configurations",
             splits={split: None for split in splits[name]},
+            language=list(languages[name].codes),
+            language_source=languages[name].source,
         )
         for name in beyond
     ]
-    return outcomes
+    order = {name: i for i, name in enumerate(splits)}
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
 
 
 def _split_names(answer: dict[str, Any]) -> dict[str, list[str]]:
@@ -324,14 +395,21 @@ def _split_names(answer: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def rank_configs(names: Sequence[str], languages: Sequence[str]) -> list[str]:
-    """Configs in the viewer's order, those named after an allowed language first (so a cap on
-    configs keeps ``en`` or ``de-en`` of a hundred-language dataset)."""
+def rank_configs(
+    names: Sequence[str],
+    languages: Sequence[str],
+    known: dict[str, ConfigLanguage] | None = None,
+) -> list[str]:
+    """Configs in the viewer's order, those known to be in an allowed language (``known``) or
+    named after one first (so a cap on configs keeps ``en`` or ``de-en`` of a hundred-language
+    dataset)."""
     allowed = {language_code(lang) for lang in languages if lang.strip()}
     if not allowed:
         return list(names)
 
     def speaks(name: str) -> bool:
+        if known is not None and name in known and known[name].known:
+            return bool(set(known[name].codes) & allowed) or "code" in known[name].codes
         return any(token in allowed for token in re.split(r"[-_.+ ]", name.lower()))
 
     return sorted(names, key=lambda name: not speaks(name))
@@ -363,9 +441,13 @@ async def _config(
     name: str,
     split_names: list[str],
     info: Any,
+    language: ConfigLanguage | None = None,
 ) -> ConfigOutcome:
-    """One config: features, then (unless they already rule it out) its sample rows."""
+    """One config: features, then (unless they already rule it out) its sample rows, then its
+    language when the card and its name did not tell it."""
     out = ConfigOutcome(name=name, status="collected", splits=_split_sizes(split_names, info))
+    language = language or ConfigLanguage()
+    out.language, out.language_source = list(language.codes), language.source
     raw_features = info.get("features") if isinstance(info, dict) else None
     problems: list[str] = []
     if raw_features is not None and _features(out, raw_features, problems):
@@ -397,6 +479,11 @@ async def _config(
     if sample.flattened:
         problems.append(f"the record field {sample.flattened!r} was flattened into its keys")
     skip = sample_skip(sample)
+    if skip is None:
+        found, skip = language_skip(
+            language, sample.rows, sample.fields, settings.languages, allow_code=settings.allow_code
+        )
+        out.language, out.language_source = list(found.codes), found.source
     if skip is not None:
         return _skip_config(out, skip.reason, skip.message)
     out.message = "; ".join(problems)[:1000] or None

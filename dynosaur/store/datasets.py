@@ -160,6 +160,12 @@ class CardColumns(Protocol):
     def supported_tasks(self) -> str | None: ...
     @property
     def data_fields(self) -> str | None: ...
+    @property
+    def license_source(self) -> str | None: ...
+    @property
+    def license_class(self) -> str | None: ...
+    @property
+    def description_source(self) -> str | None: ...
 
 
 @dataclass
@@ -176,6 +182,8 @@ class ConfigOutcome:
     fields: list[FieldInfo] = field(default_factory=list)
     sample_split: str | None = None
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
+    language: list[str] = field(default_factory=list)  # ISO 639-1 codes or "code"; [] unknown
+    language_source: str | None = None  # card_config | translation | config_name | card | detected
 
 
 @dataclass
@@ -203,6 +211,8 @@ _SAVE_DATASET = sa.text(
         licenses = :licenses, languages = :languages, multilinguality = :multilinguality,
         task_categories = :task_categories, task_ids = :task_ids,
         summary = :summary, supported_tasks = :supported_tasks, data_fields = :data_fields,
+        license_source = :license_source, license_class = :license_class,
+        description_source = :description_source,
         gated = COALESCE(:gated, gated), private = COALESCE(:private, private),
         attempts = COALESCE(:attempts, attempts),
         next_attempt_at = CASE WHEN :status = 'deferred'
@@ -217,10 +227,11 @@ _SAVE_DATASET = sa.text(
 _INSERT_CONFIG = sa.text(
     """
     INSERT INTO dataset_config (hub_dataset_id, config_name, splits, features, fields,
-                                sample_split, sample_rows, status, reason, message, notes)
+                                sample_split, sample_rows, status, reason, message, notes,
+                                language, language_source)
     VALUES (:hub_dataset_id, :config_name, CAST(:splits AS jsonb), CAST(:features AS jsonb),
             CAST(:fields AS jsonb), :sample_split, CAST(:sample_rows AS jsonb), :status,
-            :reason, :message, :notes)
+            :reason, :message, :notes, :language, :language_source)
     ON CONFLICT (hub_dataset_id, config_name) DO NOTHING
     """
 )
@@ -248,6 +259,9 @@ def _card_values(card: CardColumns | None) -> dict[str, Any]:
             "summary": None,
             "supported_tasks": None,
             "data_fields": None,
+            "license_source": None,
+            "license_class": None,
+            "description_source": None,
             "licenses": [],
             "languages": [],
             "multilinguality": [],
@@ -260,6 +274,9 @@ def _card_values(card: CardColumns | None) -> dict[str, Any]:
         "summary": card.summary,
         "supported_tasks": card.supported_tasks,
         "data_fields": card.data_fields,
+        "license_source": card.license_source,
+        "license_class": card.license_class,
+        "description_source": card.description_source,
         "licenses": list(card.licenses),
         "languages": list(card.languages),
         "multilinguality": list(card.multilinguality),
@@ -302,6 +319,8 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
                     "reason": config.reason,
                     "message": config.message,
                     "notes": list(dict.fromkeys(config.notes)),
+                    "language": list(config.language),
+                    "language_source": config.language_source,
                 }
                 for config in outcome.configs
             ],
