@@ -12,8 +12,9 @@ What counts, as the Hub shows it to us:
   apart) -> ``source_withdrawn``;
 - gated now -> ``source_gated``;
 - the card declares licenses that differ from those collected and whose class is not allowed
-  (:mod:`dynosaur.licenses`) -> ``license_withdrawn``. A card that declares none is not taken as
-  a change: the collected license may have come from a fallback.
+  (``DYNOSAUR_LICENSE_CLASSES``, :mod:`dynosaur.licenses`) -> ``license_withdrawn``. A card
+  that declares none is not taken as a change: the collected license may have come from a
+  fallback.
 
 Anything else (network errors, 5xx, rate limits) leaves the source unretracted and due again.
 A retraction applies from the next version on: published versions keep their rows.
@@ -105,7 +106,7 @@ def sweep(
     engine: Engine,
     *,
     limit: int | None = None,
-    allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED,
+    allowed: Iterable[LicenseClass] | None = None,
 ) -> SweepResult:
     """Recheck up to ``limit`` (default ``settings.retraction_checks_per_run``) sources of the
     collection, the longest unchecked first; retract those the Hub no longer allows us."""
@@ -118,7 +119,7 @@ def sweep(
     if not due:
         return result
     api = make_api(settings)
-    allowed = frozenset(allowed)
+    allowed = frozenset(settings.allowed_license_classes if allowed is None else allowed)
     for source in due:
         outcome = check_source(api, source, allowed)
         result.checked += 1
