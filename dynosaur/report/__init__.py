@@ -204,7 +204,8 @@ def render_html(report: Report) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Dynosaur collection, version {report.version}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>Dynosaur collection, version {report.version}</h1>",
+        "<h1>Dynosaur collection, version "
+        f'<span data-figure="version">{report.version}</span></h1>',
         f"<p class='sub'>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC from the store's "
         "views (growth, batch_summary, rejection, task_overview, collection).</p>",
         f"<dl class='figures'>{figures}</dl>",

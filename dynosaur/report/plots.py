@@ -25,6 +25,16 @@ PALETTE = (
     "#ff9da7",
     "#9c755f",
     "#bab0ac",
+    "#1f3b73",
+    "#a0522d",
+    "#2ca02c",
+    "#8c564b",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#d62728",
+    "#9467bd",
+    "#aec7e8",
 )
 
 
@@ -70,6 +80,7 @@ def growth(
             ax.plot(list(versions), list(values), marker="o", color=color)
             ax.set_xticks(list(versions), [f"v{v}" for v in versions])
             ax.set_ylim(bottom=0)
+            ax.yaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
         ax.set_title(title)
     return _svg(fig)
@@ -89,10 +100,17 @@ def stacked_bars(
     else:
         bottom = [0] * len(labels)
         for i, (key, values) in enumerate(stacks.items()):
-            ax.bar(list(labels), list(values), bottom=bottom, label=key, color=PALETTE[i % 10])
+            ax.bar(
+                list(labels),
+                list(values),
+                bottom=bottom,
+                label=key,
+                color=PALETTE[i % len(PALETTE)],
+            )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
         ax.set_ylabel(ylabel)
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
     return _svg(fig)
