@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
 PALETTE = (
     "#4e79a7",
@@ -61,6 +62,12 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+def _integer_ticks() -> MaxNLocator:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _no_data(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
@@ -80,7 +87,7 @@ def growth(
             ax.plot(list(versions), list(values), marker="o", color=color)
             ax.set_xticks(list(versions), [f"v{v}" for v in versions])
             ax.set_ylim(bottom=0)
-            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.yaxis.set_major_locator(_integer_ticks())
             ax.grid(alpha=0.3)
         ax.set_title(title)
     return _svg(fig)
@@ -110,7 +117,7 @@ def stacked_bars(
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
         ax.set_ylabel(ylabel)
-        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.set_major_locator(_integer_ticks())
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
     return _svg(fig)
