@@ -245,3 +245,26 @@ def samples(engine: Engine, version: int, limit: int = 8) -> list[SampleRow]:
             {"version": version, "limit": limit},
         ).all()
     return [SampleRow(**r._asdict()) for r in rows]
+
+
+def run_summary(engine: Engine, dag_run_id: str) -> dict[str, Any] | None:
+    """The figures of the batch an Airflow run built (``batch_summary``), with the collection's
+    totals at its version (``growth``); None when the run opened no batch of its own."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT s.batch_id, s.version, s.status, s.reason, s.run_key, s.datasets, "
+                "s.configs, s.tasks_valid, s.tasks_rejected, s.instances, s.llm_calls, "
+                "s.cost_usd, g.total_instances, g.total_tasks, g.total_datasets "
+                "FROM batch_summary s LEFT JOIN growth g ON g.version = s.version "
+                "WHERE s.dag_run_id = :run ORDER BY s.batch_id DESC LIMIT 1"
+            ),
+            {"run": dag_run_id},
+        ).first()
+    if row is None:
+        return None
+    out = row._asdict()
+    out["cost_usd"] = _num(row.cost_usd)
+    for key in ("total_instances", "total_tasks", "total_datasets"):
+        out[key] = None if out[key] is None else int(out[key])
+    return out
