@@ -19,11 +19,14 @@ import os
 import socket
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from dynosaur.airflow.connections import HUB_CONN_ID, LLM_CONN_ID
+from dynosaur.airflow.notes import API_CONN_ID
 
 EMULATOR_HOST = "hub-emulator"
 PAUSED = "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"
+API_URL = "http://airflow-apiserver:8080"
 
 
 def emulators_present(host: str = EMULATOR_HOST) -> bool:
@@ -35,10 +38,24 @@ def emulators_present(host: str = EMULATOR_HOST) -> bool:
     return True
 
 
+def api_connection(passwords_file: Path, url: str = API_URL) -> str | None:
+    """The ``dynosaur_airflow_api`` connection (run notes through the REST API) as the admin of
+    the generated passwords file; None before airflow-init wrote it."""
+    try:
+        password = json.loads(passwords_file.read_text())["admin"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return json.dumps({"conn_type": "http", "host": url, "login": "admin", "password": password})
+
+
 def compose_env(environ: Mapping[str, str], *, offline: bool) -> dict[str, str]:
     """The environment Airflow starts with: offline, the emulators' connections and unpaused
-    DAGs; otherwise the given (real) connections and paused DAGs."""
+    DAGs; otherwise the given (real) connections and paused DAGs. Either way the REST API
+    connection for run notes, when the passwords file exists."""
     env = dict(environ)
+    passwords = environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    if passwords and (api := api_connection(Path(passwords))) is not None:
+        env[f"AIRFLOW_CONN_{API_CONN_ID.upper()}"] = api
     if not offline:
         env[PAUSED] = "True"
         env["DYNOSAUR_MODE"] = "real"

@@ -284,3 +284,17 @@ def test_the_build_context_leaves_out_the_venv_and_local_data() -> None:
     copied = re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", _dockerfile(), re.M)
     for src in {s for line in copied for s in line.split()}:
         assert src not in ignored, f"the Dockerfile copies {src}, which .dockerignore leaves out"
+
+
+def test_run_notes_use_the_api_as_the_generated_admin(tmp_path: Path) -> None:
+    from dynosaur.airflow.compose import compose_env
+
+    env = env_of("airflow-scheduler")
+    assert "AIRFLOW_CONN_DYNOSAUR_AIRFLOW_API" not in compose_env(env, offline=False)  # no file yet
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "generated-pw"}))
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
+    api = json.loads(compose_env(env, offline=True)["AIRFLOW_CONN_DYNOSAUR_AIRFLOW_API"])
+    assert api["host"] == "http://airflow-apiserver:8080"
+    assert (api["login"], api["password"]) == ("admin", "generated-pw")
+    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]
