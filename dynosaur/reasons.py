@@ -18,6 +18,7 @@ class Stage(StrEnum):
     GENERATE = "generate"
     CURATE = "curate"
     PUBLISH = "publish"
+    RETRACT = "retract"
 
 
 class Reason(StrEnum):
@@ -75,6 +76,11 @@ class Reason(StrEnum):
     # publish
     EMPTY_BATCH = "empty_batch"
     RUN_FAILED = "run_failed"
+    # retract: why a source's instances were withdrawn from later versions
+    SOURCE_WITHDRAWN = "source_withdrawn"
+    SOURCE_GATED = "source_gated"
+    LICENSE_WITHDRAWN = "license_withdrawn"
+    RETRACTED_BY_HAND = "retracted_by_hand"
 
 
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
@@ -153,6 +159,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.VALUE_TRUNCATED: (Stage.CURATE, "An input or output was cut at 2,000 characters."),
     Reason.EMPTY_BATCH: (Stage.PUBLISH, "The run found nothing new; no version was published."),
     Reason.RUN_FAILED: (Stage.PUBLISH, "The run failed before publishing; nothing is visible."),
+    Reason.SOURCE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset was deleted or made private (the Hub answers 'not found').",
+    ),
+    Reason.SOURCE_GATED: (Stage.RETRACT, "The source dataset became gated."),
+    Reason.LICENSE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset's license changed to a class the collection does not take.",
+    ),
+    Reason.RETRACTED_BY_HAND: (Stage.RETRACT, "Retracted by hand (dynosaur retract)."),
 }
 
 

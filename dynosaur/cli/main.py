@@ -10,6 +10,7 @@ from dynosaur.cli import curate as curate_cli
 from dynosaur.cli import generate as generate_cli
 from dynosaur.cli import hub as hub_cli
 from dynosaur.cli import report as report_cli
+from dynosaur.cli import retract as retract_cli
 from dynosaur.cli import select as select_cli
 from dynosaur.cli.common import reports_errors, setup_logging
 
@@ -32,6 +33,7 @@ curate_cli.register(app)
 hub_cli.register(app)
 generate_cli.register(app)
 report_cli.register(app)
+retract_cli.register(app)
 
 
 app.command()(reports_errors(airflow_cli.demo))
