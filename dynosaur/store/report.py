@@ -218,12 +218,13 @@ def languages(engine: Engine, version: int) -> list[ShareRow]:
 
 
 def licenses(engine: Engine, version: int) -> list[ShareRow]:
-    """Tasks and instances of the collection per instance license (``collection``)."""
+    """Tasks and instances of version ``version`` of the collection per instance license
+    (``collection_at``: without the sources retracted by then)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
                 "SELECT coalesce(license, '(none)') AS label, count(DISTINCT task_id) AS tasks, "
-                "count(*) AS instances FROM collection WHERE version <= :version "
+                "count(*) AS instances FROM collection_at(:version) "
                 "GROUP BY 1 ORDER BY 3 DESC, 1"
             ),
             {"version": version},
@@ -238,7 +239,7 @@ def samples(engine: Engine, version: int, limit: int = 8) -> list[SampleRow]:
         rows = conn.execute(
             sa.text(
                 "SELECT instance_id, dataset_id, config_name, instruction, input, output, "
-                "license FROM (SELECT DISTINCT ON (task_id) * FROM collection "
+                "license FROM (SELECT DISTINCT ON (task_id) * FROM collection_at(:version) "
                 "WHERE version = :version ORDER BY task_id, instance_id) x "
                 "ORDER BY task_id LIMIT :limit"
             ),
