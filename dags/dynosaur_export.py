@@ -5,7 +5,9 @@ Runs whenever the growth DAG publishes a version (an event on the `dynosaur_inst
 and writes that version, all published batches up to it, to
 `$DYNOSAUR_EXPORT_DIR/v<N>/` (default `<data dir>/exports`) in the formats of
 `DYNOSAUR_EXPORT_FORMATS` (default `jsonl,parquet`), each with a dataset card beside it
-(`instruction, input, output, license, website, taskname` per row).
+(`instruction, input, output, license, website, taskname` per row), and the version's growth
+report `report.html` (one static page: growth, rejections by reason, cost, categories,
+licenses, languages, samples; `dynosaur report` writes the same by hand).
 
 Trigger it by hand to export another version (**Version**; empty = the latest). Exporting a
 version again replaces its files.
@@ -30,7 +32,13 @@ from dynosaur.airflow.dags import INSTRUCTIONS, dag_arguments, version_param
         )
     },
     **dag_arguments(
-        __doc__, retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=2)
+        __doc__,
+        description="On every new version: its JSONL/Parquet files, dataset card and growth report",
+        tags=["export"],
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        execution_timeout=timedelta(hours=2),
+        dagrun_timeout=timedelta(hours=4),
     ),
 )
 def dynosaur_export() -> None:

@@ -81,6 +81,11 @@ def export_version(version: int | None) -> list[dict[str, Any]]:
         written.append(
             {"format": fmt, "path": str(result.path), "version": version, **result.figures}
         )
+    from dynosaur.report import write_report  # the version's growth report beside its files
+
+    report = write_report(engine, folder, version)
+    log.info("wrote the growth report of version %s to %s", version, report)
+    written.append({"format": "report", "path": str(report), "version": version})
     return written
 
 
