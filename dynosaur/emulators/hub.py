@@ -37,12 +37,12 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from dynosaur.emulators._server import BackgroundServer, RequestLog, ServedEmulator, json_response
-from dynosaur.emulators.faults import FaultInjection, Faults, InFlight, request_id
+from dynosaur.emulators.faults import FaultInjection, Faults, InFlight, Quotas, request_id
 from dynosaur.emulators.options import MAX_PAGE, HubOptions
 from dynosaur.emulators.repos import ErrorAnswer, Repos
 from dynosaur.emulators.snapshot import (
@@ -52,7 +52,7 @@ from dynosaur.emulators.snapshot import (
     format_time,
     git_blob_sha,
 )
-from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, Viewer
+from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, PlainTextError, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +388,11 @@ class HubAPI:
         )
 
 
+async def _plain_text_error(request: Request, exc: Exception) -> Response:
+    """A plain-text 500, no error code: what a proxy or a crashed worker answers."""
+    return PlainTextResponse(str(exc), 500, headers={"X-Request-Id": request_id(request.scope)})
+
+
 async def _error_answer(request: Request, exc: Exception) -> Response:
     """Any error as the Hub answers it: ours as raised, routing errors (404, 405) and bugs
     (500 ``UnexpectedApiError``, logged by :class:`HubApp`) in the same JSON shape."""
@@ -403,6 +408,14 @@ async def _error_answer(request: Request, exc: Exception) -> Response:
         answer = ErrorAnswer(exc.status_code, _NOT_FOUND_PAGE)
     else:
         answer = ErrorAnswer(500, "Internal Error", "UnexpectedApiError")
+    echo = request.scope.get("state", {}).get("echo_auth")
+    if echo and "authorization" in request.headers:  # a careless server, for leak tests
+        answer = ErrorAnswer(
+            answer.status,
+            f"{answer.message} (request had Authorization: {request.headers['authorization']})",
+            answer.code,
+            answer.headers,
+        )
     return answer.response(request_id(request.scope))
 
 
@@ -416,18 +429,21 @@ class HubApp:
         self.api = HubAPI(self.repos, options.page_size)
         self.viewer = Viewer(self.repos)
         self.faults = Faults(options)
+        self.quotas = Quotas(options)
         self.in_flight = InFlight()
         self.log = RequestLog()
+        self.echo_auth = False
         self.apply(options)
         router = Starlette(
             routes=[*self.api.routes(), *self.viewer.routes()],
             exception_handlers={
+                PlainTextError: _plain_text_error,
                 ErrorAnswer: _error_answer,
                 HTTPException: _error_answer,
                 Exception: _error_answer,
             },
         )
-        self._app = FaultInjection(router, self.faults)
+        self._app = FaultInjection(router, self.faults, self.quotas)
         self._ids = itertools.count(1)
 
     def apply(self, options: HubOptions) -> None:
@@ -436,8 +452,11 @@ class HubApp:
         self.repos.now_override = options.now
         self.repos.gated_ids = set(options.gated)
         self.repos.viewer_not_ready = set(options.viewer_not_ready)
+        self.repos.apply_viewer(options)
         self.api.page_size = options.page_size
         self.faults.apply(options)
+        self.quotas.apply(options)
+        self.echo_auth = options.echo_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -449,7 +468,9 @@ class HubApp:
             "path": scope["path"],
             "query": dict(Request(scope).query_params),
         }
-        scope.setdefault("state", {})["request_id"] = f"Root=1-{next(self._ids):08x}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = f"Root=1-{next(self._ids):08x}"
+        state["echo_auth"] = self.echo_auth
         status = 0
 
         async def capture(message: Message) -> None:
@@ -464,6 +485,9 @@ class HubApp:
             except Exception:  # answered 500 by _error_answer, re-raised: logged, survived
                 log.exception("the Hub emulator failed on %s", entry["path"])
         entry["status"] = status
+        quota = state.get("quota")
+        if quota is not None:  # the request counted against a quota: its bucket and window
+            entry["bucket"], entry["window"] = quota
         self.log.append(entry)
 
 

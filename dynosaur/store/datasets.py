@@ -121,6 +121,7 @@ class PendingDataset:
     gated: bool
     private: bool
     attempts: int
+    last_modified: datetime | None = None
 
 
 def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]:
@@ -128,7 +129,7 @@ def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT id, dataset_id, sha, status, gated, private, attempts "
+                "SELECT id, dataset_id, sha, status, gated, private, attempts, last_modified "
                 "FROM hub_dataset WHERE id = ANY(:ids)"
             ),
             {"ids": [int(i) for i in row_ids]},
