@@ -241,9 +241,20 @@ def _after_error(
     if exc.reason in VIEWER_PERMANENT_REASONS or exc.reason == Reason.PRIVATE:
         # The viewer's answer will not change for this revision: no retry, no later run.
         return _final(out, "skipped", Reason(exc.reason), message)
-    if exc.reason in _DEFERRING:
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
         return _deferred(settings, row, out, Reason(exc.reason), message)
-    return _final(out, "failed", Reason.HUB_ERROR, message)
+    return _final(out, "failed", Reason.HUB_ERROR, message)  # an answer retrying cannot change
+
+
+def viewer_error_outcome(exc: HubRequestError) -> str:
+    """What collect makes of a dataset whose viewer request failed with ``exc``: ``skipped``
+    (a permanent answer: not found, gated, private, or a viewer family), ``deferred`` (a later
+    run may succeed) or ``failed`` (an answer about our request, retrying cannot change it)."""
+    if exc.reason in (Reason.NOT_FOUND, Reason.GATED, Reason.PRIVATE, *VIEWER_PERMANENT_REASONS):
+        return "skipped"
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
+        return "deferred"
+    return "failed"
 
 
 def _deferred(
