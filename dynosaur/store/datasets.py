@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.errors import ConfigNotFound
 from dynosaur.model import ConfigMetadata, FieldInfo
+from dynosaur.redact import redact
 
 # Statuses of a hub_dataset row that collect may (re)take.
 COLLECTABLE = ("discovered", "deferred")
@@ -276,7 +277,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
             "id": outcome.row_id,
             "status": outcome.status,
             "reason": outcome.reason,
-            "message": outcome.message,
+            "message": redact(outcome.message) if outcome.message else outcome.message,
             "notes": list(dict.fromkeys(outcome.notes)),
             **_card_values(outcome.card),
             "gated": outcome.gated,
@@ -301,7 +302,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
                     "sample_rows": _json(config.sample_rows),
                     "status": config.status,
                     "reason": config.reason,
-                    "message": config.message,
+                    "message": redact(config.message) if config.message else config.message,
                     "notes": list(dict.fromkeys(config.notes)),
                 }
                 for config in outcome.configs
