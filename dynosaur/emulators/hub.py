@@ -98,7 +98,7 @@ _LIST_DEFAULT = (
 _NOT_FOUND_PAGE = "Sorry, we can't find the page you are looking for."
 
 # Knobs fixed when the emulator is built (the others may change between requests).
-_FIXED = ("snapshot", "seed")
+_FIXED = ("snapshot", "seed", "request_log_path")
 
 
 def _flag(value: str | None) -> bool | None:
@@ -431,7 +431,7 @@ class HubApp:
         self.faults = Faults(options)
         self.quotas = Quotas(options)
         self.in_flight = InFlight()
-        self.log = RequestLog()
+        self.log = RequestLog(options.request_log_path)
         self.echo_auth = False
         self.apply(options)
         router = Starlette(

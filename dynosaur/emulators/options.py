@@ -176,10 +176,20 @@ class HubOptions(_Options):
     token_quota_pages: int = field(
         default=200, metadata=knob("Web page requests per window with a token.", min=0)
     )
+    request_log_path: Path | None = field(
+        default=None,
+        metadata=knob(
+            "Append one JSON line per request to this file.",
+            flag="--request-log",
+            dir_okay=False,
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.snapshot is not None:
             self._set("snapshot", Path(self.snapshot))
+        if self.request_log_path is not None:
+            self._set("request_log_path", Path(self.request_log_path))
         self._set("now", _moment(self.now))
         self._set("gated", _ids(self.gated))
         self._set("viewer_not_ready", _ids(self.viewer_not_ready))

@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+import msgspec
 from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.hf_api import ExpandDatasetProperty_T
@@ -614,7 +615,7 @@ class HubClient:
                     _error_text(response.text[:2000]),
                 )
             try:
-                data = json.loads(response.content)
+                data = _decode(response.content)
             except (ValueError, RecursionError) as exc:
                 raise HubRequestError(
                     f"{what}: the answer is not readable JSON ({type(exc).__name__})",
@@ -636,6 +637,19 @@ class HubClient:
             return answer
 
         return await self._retrying(what, dataset_id, None, attempt)
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def _decode(content: bytes) -> Any:
+    """JSON from an answer: msgspec reads the viewer's answers (up to 100 rows each) a few times
+    faster than ``json``; what it refuses (NaN, numbers beyond a double) ``json`` reads as
+    before."""
+    try:
+        return _DECODER.decode(content)
+    except msgspec.MsgspecError:
+        return json.loads(content)
 
 
 def _error_text(body: str) -> str:
