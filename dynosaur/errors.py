@@ -39,6 +39,15 @@ class LLMAuthError(LLMError):
         super().__init__(message, reason="llm_auth_error")
 
 
+class LLMQuotaError(LLMAuthError):
+    """The LLM account has no quota left (``insufficient_quota``): like a rejected key, retrying
+    cannot help and the run must stop."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = "llm_quota_exhausted"
+
+
 # --- ORCH: batches and runs ---------------------------------------------------------------------
 
 

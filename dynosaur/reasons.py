@@ -18,6 +18,7 @@ class Stage(StrEnum):
     GENERATE = "generate"
     CURATE = "curate"
     PUBLISH = "publish"
+    RETRACT = "retract"
 
 
 class Reason(StrEnum):
@@ -67,6 +68,8 @@ class Reason(StrEnum):
     LLM_ERROR = "llm_error"
     RESPONSE_TRUNCATED = "response_truncated"
     NO_TASKS = "no_tasks"
+    LLM_QUOTA_EXHAUSTED = "llm_quota_exhausted"
+    LLM_UNUSABLE_ANSWER = "llm_unusable_answer"
     # curate: task filters, in the order they are applied
     UNPARSEABLE = "unparseable"
     EMPTY_OUTPUT_FIELD = "empty_output_field"
@@ -76,6 +79,8 @@ class Reason(StrEnum):
     DUPLICATE_INSTRUCTION = "duplicate_instruction"
     DUPLICATE_IN_STORE = "duplicate_in_store"
     NEAR_DUPLICATE_IN_STORE = "near_duplicate_in_store"
+    ANSWER_IN_INPUT = "answer_in_input"
+    SUSPICIOUS_CONTENT = "suspicious_content"
     # curate: instance construction
     NON_SCALAR_OUTPUT = "non_scalar_output"
     IMBALANCED_LABELS = "imbalanced_labels"
@@ -84,6 +89,11 @@ class Reason(StrEnum):
     # publish
     EMPTY_BATCH = "empty_batch"
     RUN_FAILED = "run_failed"
+    # retract: why a source's instances were withdrawn from later versions
+    SOURCE_WITHDRAWN = "source_withdrawn"
+    SOURCE_GATED = "source_gated"
+    LICENSE_WITHDRAWN = "license_withdrawn"
+    RETRACTED_BY_HAND = "retracted_by_hand"
 
 
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
@@ -168,6 +178,14 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         "The answer stopped at the token limit; the complete tasks in it were kept.",
     ),
     Reason.NO_TASKS: (Stage.GENERATE, "The answer contained no task at all."),
+    Reason.LLM_QUOTA_EXHAUSTED: (
+        Stage.GENERATE,
+        "The LLM account has no quota left (insufficient_quota); a run after a top-up sends it.",
+    ),
+    Reason.LLM_UNUSABLE_ANSWER: (
+        Stage.GENERATE,
+        "Every allowed answer was unusable (not JSON, or cut short without a complete task).",
+    ),
     Reason.UNPARSEABLE: (Stage.CURATE, "The proposal could not be parsed into a task."),
     Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
     Reason.MULTIPLE_OUTPUT_FIELDS: (
@@ -185,6 +203,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         Stage.CURATE,
         "A task of the same dataset with a near-identical instruction is already in the store.",
     ),
+    Reason.ANSWER_IN_INPUT: (
+        Stage.CURATE,
+        "The output equals the whole value of an input field in most sample rows (the task is "
+        "trivial); as a note: such single instances were dropped.",
+    ),
+    Reason.SUSPICIOUS_CONTENT: (
+        Stage.CURATE,
+        "The task's text carries a link, an instruction to the reader or a secret-like string "
+        "that its source rows do not contain.",
+    ),
     Reason.NON_SCALAR_OUTPUT: (Stage.CURATE, "The output field holds lists or dicts."),
     Reason.IMBALANCED_LABELS: (
         Stage.CURATE,
@@ -194,6 +222,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.VALUE_TRUNCATED: (Stage.CURATE, "An input or output was cut at 2,000 characters."),
     Reason.EMPTY_BATCH: (Stage.PUBLISH, "The run found nothing new; no version was published."),
     Reason.RUN_FAILED: (Stage.PUBLISH, "The run failed before publishing; nothing is visible."),
+    Reason.SOURCE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset was deleted or made private (the Hub answers 'not found').",
+    ),
+    Reason.SOURCE_GATED: (Stage.RETRACT, "The source dataset became gated."),
+    Reason.LICENSE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset's license changed to a class the collection does not take.",
+    ),
+    Reason.RETRACTED_BY_HAND: (Stage.RETRACT, "Retracted by hand (dynosaur retract)."),
 }
 
 

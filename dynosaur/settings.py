@@ -22,14 +22,11 @@ class ModelPrice(BaseModel):
     output: float = Field(ge=0)
 
 
-# Public list prices (USD per 1M tokens) at the time of writing; override with DYNOSAUR_LLM_PRICES.
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-3.5-turbo": ModelPrice(input=0.50, output=1.50),
-    "gpt-4o-mini": ModelPrice(input=0.15, output=0.60),
-    "gpt-4o": ModelPrice(input=2.50, output=10.00),
-    "gpt-4.1-mini": ModelPrice(input=0.40, output=1.60),
-    "gpt-4.1-nano": ModelPrice(input=0.10, output=0.40),
-}
+def _default_prices() -> dict[str, ModelPrice]:
+    """The built-in price table (dynosaur.generate.cost.PRICES, with its source and date)."""
+    from dynosaur.generate.cost import PRICES
+
+    return dict(PRICES)
 
 
 def default_data_dir() -> Path:
@@ -120,7 +117,7 @@ class Settings(BaseSettings):
         default=False,
         description="Ask for a JSON schema response (only endpoints that support it).",
     )
-    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
     tasks_per_config: int = Field(default=3, ge=1, le=10)
     budget_usd: float | None = Field(
         default=5.0, description="Spend cap per run in USD; empty or negative = no cap."
@@ -136,6 +133,63 @@ class Settings(BaseSettings):
         description="auto: description-aware prompt when the card has a summary, else unaware; "
         "both: also the unaware prompt for configs with a summary.",
     )
+    llm_max_deferrals: int = Field(
+        default=5,
+        ge=1,
+        description="Runs that retry a prompt whose calls failed transiently (unreachable, "
+        "timeouts, 5xx, 429) before its config fails with that reason.",
+    )
+    llm_defer_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Wait before a transiently failed prompt is due again (doubles per run); "
+        "0: due at the next run.",
+    )
+    llm_max_unusable: int = Field(
+        default=3,
+        ge=1,
+        description="Answers per prompt that may be unusable (not JSON, cut short) before its "
+        "config fails with llm_unusable_answer.",
+    )
+    llm_reasoning_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["o1", "o3", "o4", "gpt-5"],
+        description="Model-name families that take max_completion_tokens and no temperature.",
+    )
+    llm_token_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto",
+        description="auto: max_completion_tokens for reasoning-family models, else max_tokens.",
+    )
+    llm_reasoning_max_tokens: int = Field(
+        default=4096,
+        ge=16,
+        description="Output allowance of reasoning-family models (their reasoning counts).",
+    )
+    llm_reasoning_effort: str | None = Field(
+        default=None, description="reasoning_effort sent to reasoning-family models (e.g. low)."
+    )
+
+    # --- retraction -------------------------------------------------------------------------
+    retraction_checks_per_run: int = Field(
+        default=50,
+        ge=0,
+        description="Sources of the collection each growth run rechecks on the Hub (deleted, "
+        "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
+    )
+
+    # --- curate ------------------------------------------------------------------------------
+    answer_in_input_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A task whose output equals the whole value of an input field in more than "
+        "this share of its sample rows is rejected (answer_in_input).",
+    )
+    near_duplicates: Literal["flag", "reject"] = Field(
+        default="flag",
+        description="Near-duplicate tasks (same config and fields, instruction Jaccard >= 0.8): "
+        "flag keeps them valid with a note (the original removed only identical tasks); reject "
+        "rejects them (near_duplicate_in_store).",
+    )
 
     # --- export ------------------------------------------------------------------------------
     export_dir: Path | None = Field(
@@ -145,6 +199,11 @@ class Settings(BaseSettings):
     export_formats: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["jsonl", "parquet"],
         description="Formats the export DAG writes (comma list of jsonl, parquet, hf).",
+    )
+    export_push_repo: str | None = Field(
+        default=None,
+        description="Hub dataset repo the export DAG pushes each version to (tag vN); "
+        "unset = no push. Needs DYNOSAUR_HUB_TOKEN.",
     )
 
     # --- selection ---------------------------------------------------------------------------
@@ -178,7 +237,7 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return value  # pydantic reports it
 
-    @field_validator("languages", "export_formats", mode="before")
+    @field_validator("languages", "export_formats", "llm_reasoning_models", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):

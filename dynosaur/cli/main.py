@@ -9,6 +9,7 @@ from dynosaur.cli import airflow_cli, db, emulate
 from dynosaur.cli import curate as curate_cli
 from dynosaur.cli import generate as generate_cli
 from dynosaur.cli import hub as hub_cli
+from dynosaur.cli import retract as retract_cli
 from dynosaur.cli import select as select_cli
 from dynosaur.cli.common import reports_errors, setup_logging
 
@@ -30,6 +31,7 @@ app.add_typer(airflow_cli.app, name="airflow")
 curate_cli.register(app)
 hub_cli.register(app)
 generate_cli.register(app)
+retract_cli.register(app)
 
 
 app.command()(reports_errors(airflow_cli.demo))

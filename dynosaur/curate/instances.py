@@ -13,7 +13,8 @@ Pure functions, no I/O. The rules, as the mission states them:
 * classification: when the output takes at most 10 distinct values over the rows, the task is
   kept only if the majority value is at most 70% of the rows (two values) or 50% (one value, or
   three and more); when every label is at most 15 characters the instruction gets
-  `` Answers must be one of <labels>.`` (samples under 10 rows: see :func:`classify`);
+  `` Answers must be one of <labels>.`` (judged on every sample row with an output, before
+  de-duplication; samples under 10 rows: see :func:`classify`);
 * a task that yields no instance is rejected (``no_instances``).
 """
 
@@ -37,7 +38,7 @@ MAX_CLASSES = 10
 MAX_LABEL_CHARS = 15
 BINARY_MAJORITY = 0.7
 MULTICLASS_MAJORITY = 0.5
-# Fewer usable rows than this say nothing about an output's label distribution.
+# Fewer sample rows (with an output) than this say nothing about an output's label distribution.
 MIN_LABEL_ROWS = 10
 
 # Postgres text cannot hold NUL; other C0 controls (but tab, newline, carriage return) are noise.
@@ -184,10 +185,13 @@ def classify(
 ) -> tuple[tuple[str, ...] | None, Rejection | None]:
     """Label space of a classification output (None if not one) or why it is too imbalanced.
 
-    The mission's rule (at most 10 distinct outputs; majority at most 70% for two labels, 50%
-    otherwise) is meant for samples of up to 100 rows. Below :data:`MIN_LABEL_ROWS` rows a
-    distribution says nothing (one row always has one distinct value): only a ClassLabel output,
-    whose label space the features state, is then classification, and balance is not judged.
+    ``outputs``: the output of every sample row that has one (the original judged the rows, not
+    the de-duplicated instances). The mission's rule: at most 10 distinct outputs make a
+    classification task, kept only if its majority value is at most 70% of the rows (two values)
+    or 50% (one value, or three and more). A sample of fewer than :data:`MIN_LABEL_ROWS` rows
+    says nothing about a distribution (one row always has one distinct value): only a ClassLabel
+    output, whose label space the features state, is then classification, and balance is not
+    judged.
     """
     counts = Counter(outputs)
     if not counts:
@@ -231,6 +235,7 @@ def build_instances(
             ),
         )
     built: list[Instance] = []
+    outputs: list[str] = []  # every row's output: classification is judged on the sample rows
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -247,6 +252,7 @@ def build_instances(
             )
         if output is None:
             continue
+        outputs.append(_cut(output, set()))
         text = render_input(input_fields, row, fields)
         if text is None:
             continue
@@ -262,7 +268,7 @@ def build_instances(
                 f"none of {len(rows)} sample row(s) gave a non-empty input and output",
             ),
         )
-    labels, rejection = classify([i.output for i in built], out_info)
+    labels, rejection = classify(outputs, out_info)
     if rejection is not None:
         return Construction(base, rejection=rejection)
     final = base

@@ -114,6 +114,16 @@ class HubOptions(_Options):
         default=(),
         metadata=knob("Dataset ids whose viewer answers 'not ready', comma-separated."),
     )
+    deleted: tuple[str, ...] = field(
+        default=(),
+        metadata=knob(
+            "Dataset ids deleted (or made private: outsiders see the same 404), comma-separated."
+        ),
+    )
+    relicensed: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("New card licenses as id=license pairs, comma-separated."),
+    )
     page_size: int = field(
         default=MAX_PAGE, metadata=knob("Listing page size.", min=1, max=MAX_PAGE)
     )
@@ -196,6 +206,11 @@ class HubOptions(_Options):
         for name in ("viewer_errors", "viewer_transient", "viewer_pending", "viewer_failed"):
             self._set(name, _pairs(name, getattr(self, name)))
         self._set("viewer_stale", _ids(self.viewer_stale))
+        self._set("deleted", _ids(self.deleted))
+        self._set("relicensed", _ids(self.relicensed))
+        bad = [pair for pair in self.relicensed if "=" not in pair]
+        if bad:
+            raise ValueError(f"relicensed takes id=license pairs, not {', '.join(bad)}")
         self._check()
         if self.rate_429 + self.rate_5xx > 1:
             raise ValueError("rate_429 + rate_5xx must not exceed 1")
@@ -235,6 +250,16 @@ class LLMOptions(_Options):
             "Share of derived tasks made invalid (to exercise the filters).", min=0, max=1
         ),
     )
+    suspicious_share: float = field(
+        default=0.0,
+        metadata=knob(
+            "Share of valid tasks given a link, a reader instruction or a secret.", min=0, max=1
+        ),
+    )
+    obedient: bool = field(
+        default=False,
+        metadata=knob("Follow instructions injected into card text (links, 'reveal your key')."),
+    )
     retry_after: float = field(
         default=1.0, metadata=knob("Retry-After of 429 answers, seconds.", min=0)
     )
@@ -253,6 +278,29 @@ class LLMOptions(_Options):
             flag="--request-log",
             dir_okay=False,
         ),
+    )
+    strict: bool = field(
+        default=False,
+        metadata=knob(
+            "The real API's strictness: unknown models 404; reasoning-family models (o1, o3, "
+            "o4, gpt-5) reject max_tokens and temperatures other than 1 (400)."
+        ),
+    )
+    context_tokens: int = field(
+        default=128_000,
+        metadata=knob("Context window: longer requests get 400 context_length_exceeded.", min=1),
+    )
+    quota_requests: int = field(
+        default=-1,
+        metadata=knob("Answer 429 insufficient_quota after this many answers (-1: never).", min=-1),
+    )
+    rpm: int = field(
+        default=0,
+        metadata=knob("Requests per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
+    )
+    tpm: int = field(
+        default=0,
+        metadata=knob("Tokens per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
     )
 
     def __post_init__(self) -> None:

@@ -101,6 +101,8 @@ class Repos:
         self.viewer_failed: dict[str, set[str]] = {}
         self.viewer_stale: set[str] = set()
         self.truncate_cells = 0
+        self.deleted_ids: set[str] = set()
+        self.relicensed: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def apply_viewer(self, options: HubOptions) -> None:
@@ -119,7 +121,9 @@ class Repos:
     def existing(self, dataset_id: str) -> DatasetEntry | None:
         """The dataset if it exists now."""
         entry = self.snapshot.entries.get(dataset_id)
-        return entry if entry is not None and entry.exists_at(self.now()) else None
+        if entry is None or dataset_id in self.deleted_ids:
+            return None
+        return entry if entry.exists_at(self.now()) else None
 
     def entry(self, dataset_id: str, request: Request) -> DatasetEntry:
         """An existing dataset, or the Hub's answer for a missing one (401 anonymous, 404 with

@@ -85,6 +85,10 @@ def discover_step(
         progress=progress,
     )
     log.info("discover: %s", found.summary.to_json())
+    if not req.dry_run and settings.retraction_checks_per_run:
+        from dynosaur.retraction import sweep
+
+        log.info("retraction sweep: %s", sweep(settings, engine).to_json())
     return datasets.collect_queue(engine, ids=req.dataset_ids, limit=req.max_datasets)
 
 

@@ -155,6 +155,14 @@ def test_samples_under_ten_rows_are_not_judged_as_classification() -> None:
     assert built.instruction == "Extract the date." and len(built.instances) == 9
 
 
+def test_balance_is_judged_on_the_sample_rows_not_the_deduplicated_instances() -> None:
+    # 19 identical rows and one other: two distinct instances (50/50), but 95% of the rows.
+    rows = [{"t": "Brain", "y": "Brain"}] * 19 + [{"t": "Heart", "y": "Heart"}]
+    built = build_instances("Give the title.", ["t"], "y", {}, rows)
+    assert built.rejection is not None and built.rejection.reason is Reason.IMBALANCED_LABELS
+    assert "95% of 20 rows" in built.rejection.message
+
+
 def test_class_label_output_on_a_small_sample_gets_its_label_space() -> None:
     info = {"y": FieldInfo("y", "class_label", ("neg", "pos"))}
     built = build_instances("Sentiment?", ["t"], "y", info, [{"t": "good", "y": "pos"}])
