@@ -42,6 +42,15 @@ class Reason(StrEnum):
     NO_CONFIGS = "no_configs"
     LICENSE_NOT_ALLOWED = "license_not_allowed"
     NO_USABLE_CONFIG = "no_usable_config"
+    # collect: the Dataset Viewer's permanent answers, one code per family of its error codes
+    VIEWER_DISABLED = "viewer_disabled"
+    VIEWER_SCRIPT = "viewer_script"
+    VIEWER_BLOCKED = "viewer_blocked"
+    VIEWER_TOO_LARGE = "viewer_too_large"
+    VIEWER_UNSUPPORTED_FEATURES = "viewer_unsupported_features"
+    VIEWER_NOT_SUPPORTED = "viewer_not_supported"
+    VIEWER_DATASET_ERROR = "viewer_dataset_error"
+    VIEWER_STALE_REVISION = "viewer_stale_revision"
     # collect: config level
     CONFIG_CAP = "config_cap"
     TOO_FEW_FIELDS = "too_few_fields"
@@ -117,6 +126,38 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.RATE_LIMITED: (Stage.COLLECT, "The Hub kept rate-limiting the requests (HTTP 429)."),
     Reason.NO_CONFIGS: (Stage.COLLECT, "The dataset exposes no configuration with rows."),
     Reason.NO_USABLE_CONFIG: (Stage.COLLECT, "Every configuration of the dataset was skipped."),
+    Reason.VIEWER_DISABLED: (
+        Stage.COLLECT,
+        "The Dataset Viewer is disabled for the dataset (viewer: false in its card, or by Hub).",
+    ),
+    Reason.VIEWER_SCRIPT: (
+        Stage.COLLECT,
+        "The dataset needs a loading script or a manual download; the viewer does not serve it.",
+    ),
+    Reason.VIEWER_BLOCKED: (
+        Stage.COLLECT,
+        "The viewer refuses the dataset: on its block list or tagged not-for-all-audiences.",
+    ),
+    Reason.VIEWER_TOO_LARGE: (
+        Stage.COLLECT,
+        "The dataset exceeds the viewer's limits (configs, splits, files, columns or size).",
+    ),
+    Reason.VIEWER_UNSUPPORTED_FEATURES: (
+        Stage.COLLECT,
+        "None of the dataset's features is of a type the viewer supports.",
+    ),
+    Reason.VIEWER_NOT_SUPPORTED: (
+        Stage.COLLECT,
+        "The viewer does not support the dataset (HTTP 501, another error code).",
+    ),
+    Reason.VIEWER_DATASET_ERROR: (
+        Stage.COLLECT,
+        "The viewer could not process this revision of the dataset (empty, unreadable files...).",
+    ),
+    Reason.VIEWER_STALE_REVISION: (
+        Stage.COLLECT,
+        "The viewer's answer is for an older revision than the one discovered; retried later.",
+    ),
     Reason.CONFIG_CAP: (Stage.COLLECT, "Beyond the cap on configurations per dataset."),
     Reason.LICENSE_NOT_ALLOWED: (
         Stage.COLLECT,

@@ -99,6 +99,21 @@ class Settings(BaseSettings):
     max_card_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Larger cards are cut (noted card_too_large)."
     )
+    hub_quota_api: int | None = Field(
+        default=None,
+        ge=0,
+        description="Hub API requests per quota window we send at most (unset: the Hub's "
+        "documented quota, 500 anonymous, 1000 with a token; 0: no pacing).",
+    )
+    hub_quota_resolvers: int | None = Field(
+        default=None,
+        ge=0,
+        description="File downloads (/resolve/) per quota window (unset: 3000 anonymous, "
+        "5000 with a token; 0: no pacing).",
+    )
+    hub_quota_window_s: int = Field(
+        default=300, ge=1, description="The Hub's quota window (5 minutes) until it says another."
+    )
 
     # --- LLM ---------------------------------------------------------------------------------
     llm_base_url: str = "https://api.openai.com/v1"

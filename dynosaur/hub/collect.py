@@ -23,7 +23,13 @@ from sqlalchemy.engine import Engine
 
 from dynosaur.errors import HubRequestError
 from dynosaur.hub.card import CardInfo, complete_card, needs_infos, parse_card
-from dynosaur.hub.client import HubClient, check_dataset_id
+from dynosaur.hub.client import (
+    VIEWER_FAMILIES,
+    VIEWER_PERMANENT_REASONS,
+    HubClient,
+    ViewerAnswer,
+    check_dataset_id,
+)
 from dynosaur.hub.features import (
     build_sample,
     features_from_viewer,
@@ -42,6 +48,7 @@ from dynosaur.hub.rules import (
 from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
+from dynosaur.redact import redact
 from dynosaur.settings import Settings
 from dynosaur.store.datasets import (
     COLLECTABLE,
@@ -56,7 +63,14 @@ from dynosaur.store.datasets import (
 log = logging.getLogger(__name__)
 
 # Errors after which a later run may succeed: the dataset is deferred, not failed.
-_DEFERRING = frozenset({Reason.VIEWER_NOT_READY, Reason.RATE_LIMITED, Reason.HUB_ERROR})
+_DEFERRING = frozenset(
+    {
+        Reason.VIEWER_NOT_READY,
+        Reason.RATE_LIMITED,
+        Reason.HUB_ERROR,
+        Reason.VIEWER_STALE_REVISION,
+    }
+)
 _SPLIT_PREFERENCE = ("train", "validation")
 _DATASETS_PER_SLOT = 4  # datasets in flight per request slot: enough to keep every slot busy
 _WRITE_BATCH = 64  # outcomes per transaction at most
@@ -248,9 +262,23 @@ def _after_error(
         return _final(out, "skipped", Reason.GATED, message)
     if exc.reason == Reason.NOT_FOUND:
         return _final(out, "failed", Reason.NOT_FOUND, message)
-    if exc.reason in _DEFERRING:
+    if exc.reason in VIEWER_PERMANENT_REASONS or exc.reason == Reason.PRIVATE:
+        # The viewer's answer will not change for this revision: no retry, no later run.
+        return _final(out, "skipped", Reason(exc.reason), message)
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
         return _deferred(settings, row, out, Reason(exc.reason), message)
-    return _final(out, "failed", Reason.HUB_ERROR, message)
+    return _final(out, "failed", Reason.HUB_ERROR, message)  # an answer retrying cannot change
+
+
+def viewer_error_outcome(exc: HubRequestError) -> str:
+    """What collect makes of a dataset whose viewer request failed with ``exc``: ``skipped``
+    (a permanent answer: not found, gated, private, or a viewer family), ``deferred`` (a later
+    run may succeed) or ``failed`` (an answer about our request, retrying cannot change it)."""
+    if exc.reason in (Reason.NOT_FOUND, Reason.GATED, Reason.PRIVATE, *VIEWER_PERMANENT_REASONS):
+        return "skipped"
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
+        return "deferred"
+    return "failed"
 
 
 def _deferred(
@@ -271,8 +299,40 @@ def _deferred(
 
 
 def _permanent(exc: HubRequestError) -> bool:
-    """A viewer error about one config (its rows cannot be read), not about the dataset."""
-    return (exc.reason == Reason.HUB_ERROR and not exc.transient) or exc.reason == Reason.NOT_FOUND
+    """A viewer error that retrying will not change (its rows cannot be read): the config is
+    skipped, where a transient one defers the dataset."""
+    if exc.transient:
+        return False
+    return exc.reason in (Reason.HUB_ERROR, Reason.NOT_FOUND, *VIEWER_PERMANENT_REASONS)
+
+
+def _config_reason(exc: HubRequestError) -> Reason:
+    """The reason a config is skipped with after a permanent viewer error."""
+    if exc.reason in VIEWER_PERMANENT_REASONS and exc.reason != Reason.VIEWER_DATASET_ERROR:
+        return Reason(exc.reason)
+    return Reason.NO_ROWS  # the viewer could not read this config's rows
+
+
+def _failed_reason(item: dict[str, Any]) -> tuple[Reason, str]:
+    """Reason and message of a config the viewer lists as ``failed``."""
+    error = item.get("error") if isinstance(item.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    code = error.get("error_code") or error.get("cause_exception")
+    reason = VIEWER_FAMILIES.get(code, Reason.VIEWER_DATASET_ERROR) if code else None
+    text = str(error.get("error") or "the viewer could not process this configuration")
+    return reason or Reason.VIEWER_DATASET_ERROR, redact(text)[:1000]
+
+
+async def _viewer_behind(client: HubClient, row: PendingDataset, revision: str) -> bool:
+    """Whether the viewer's ``revision`` is older than the discovered one (then its answers
+    describe data we do not collect): compared by the dates the Hub gives each revision."""
+    try:
+        shown = await client.dataset_info(row.dataset_id, revision=revision)
+    except HubRequestError:
+        return True  # a revision the Hub does not know: not the one we discovered
+    if shown.last_modified is None or row.last_modified is None:
+        return True
+    return shown.last_modified < row.last_modified
 
 
 async def _configs(
@@ -283,8 +343,8 @@ async def _configs(
     those in an allowed language first, ``max_configs_per_dataset`` of them (a config found
     foreign from its rows frees its place for the next)."""
     dataset_id = row.dataset_id
-    splits_answer: dict[str, Any] | BaseException
-    info_answer: dict[str, Any] | BaseException
+    splits_answer: ViewerAnswer | BaseException
+    info_answer: ViewerAnswer | BaseException
     splits_answer, info_answer = await asyncio.gather(
         client.viewer("splits", dataset_id),
         client.viewer("info", dataset_id),
@@ -293,14 +353,51 @@ async def _configs(
     if isinstance(splits_answer, BaseException):
         if not isinstance(splits_answer, HubRequestError):
             raise splits_answer
-        if _permanent(splits_answer):
+        if splits_answer.reason == Reason.NOT_FOUND:
             return []  # the viewer does not serve this dataset: no configs
-        raise splits_answer
-    splits = _split_names(splits_answer)
-    if not splits and splits_answer.get("pending"):
+        raise splits_answer  # skipped (a permanent family) or deferred, by collect_dataset
+    revision = splits_answer.revision
+    if revision and revision != row.sha and await _viewer_behind(client, row, revision):
         raise HubRequestError(
-            f"viewer /splits of {dataset_id}: still computing",
+            f"viewer /splits of {dataset_id}: computed for revision {revision}, older than the "
+            f"discovered {row.sha}",
+            reason=Reason.VIEWER_STALE_REVISION,
+            dataset_id=dataset_id,
+            transient=True,
+        )
+    splits = _split_names(splits_answer)
+    pending = _listed_configs(splits_answer.get("pending"))
+    last_attempt = row.attempts + 1 >= settings.viewer_max_attempts
+    if pending and not last_attempt:
+        # Revisited whole in a later run, once the viewer has computed every config.
+        raise HubRequestError(
+            f"viewer /splits of {dataset_id}: {len(pending)} configuration(s) still computing "
+            f"({', '.join(sorted(pending)[:5])})",
             reason=Reason.VIEWER_NOT_READY,
+            dataset_id=dataset_id,
+            transient=True,
+        )
+    unusable: list[ConfigOutcome] = [
+        ConfigOutcome(
+            name=name,
+            status="skipped",
+            reason=Reason.VIEWER_NOT_READY,
+            message=f"still computing after {row.attempts + 1} attempts",
+        )
+        for name in sorted(pending - set(splits))
+    ]
+    failed = [
+        item
+        for item in splits_answer.get("failed") or []
+        if isinstance(item, dict) and item.get("config") not in splits
+    ]
+    if failed and not splits and not pending:
+        # Every config failed in the viewer: the dataset is skipped with the first failure.
+        reason, message = _failed_reason(failed[0])
+        raise HubRequestError(
+            f"viewer /splits of {dataset_id}: every configuration failed ({len(failed)}): "
+            + message,
+            reason=reason,
             dataset_id=dataset_id,
         )
     infos: dict[str, Any] = {}
@@ -378,7 +475,16 @@ async def _configs(
         for name in beyond
     ]
     order = {name: i for i, name in enumerate(splits)}
-    return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order))) + unusable
+
+
+def _listed_configs(items: Any) -> set[str]:
+    """Config names of a ``pending`` or ``failed`` list of the viewer."""
+    return {
+        item["config"]
+        for item in items or []
+        if isinstance(item, dict) and isinstance(item.get("config"), str)
+    }
 
 
 def _split_names(answer: dict[str, Any]) -> dict[str, list[str]]:
@@ -460,7 +566,7 @@ async def _config(
         answer = await _rows(client, settings, dataset_id, name, split)
     except HubRequestError as exc:
         if _permanent(exc):
-            return _skip_config(out, Reason.NO_ROWS, str(exc)[:1000])
+            return _skip_config(out, _config_reason(exc), str(exc)[:1000])
         raise
     if out.features is None and _features(
         out, features_from_viewer(answer.get("features")), problems

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.errors import ConfigNotFound
 from dynosaur.model import ConfigMetadata, FieldInfo
+from dynosaur.redact import redact
 
 # Statuses of a hub_dataset row that collect may (re)take.
 COLLECTABLE = ("discovered", "deferred")
@@ -121,6 +122,7 @@ class PendingDataset:
     gated: bool
     private: bool
     attempts: int
+    last_modified: datetime | None = None
 
 
 def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]:
@@ -128,7 +130,7 @@ def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT id, dataset_id, sha, status, gated, private, attempts "
+                "SELECT id, dataset_id, sha, status, gated, private, attempts, last_modified "
                 "FROM hub_dataset WHERE id = ANY(:ids)"
             ),
             {"ids": [int(i) for i in row_ids]},
@@ -292,7 +294,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
             "id": outcome.row_id,
             "status": outcome.status,
             "reason": outcome.reason,
-            "message": outcome.message,
+            "message": redact(outcome.message) if outcome.message else outcome.message,
             "notes": list(dict.fromkeys(outcome.notes)),
             **_card_values(outcome.card),
             "gated": outcome.gated,
@@ -317,7 +319,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
                     "sample_rows": _json(config.sample_rows),
                     "status": config.status,
                     "reason": config.reason,
-                    "message": config.message,
+                    "message": redact(config.message) if config.message else config.message,
                     "notes": list(dict.fromkeys(config.notes)),
                     "language": list(config.language),
                     "language_source": config.language_source,
