@@ -46,28 +46,30 @@ def _version(engine: Any, *candidates: int | None) -> int:
     return latest
 
 
-def export_version(version: int | None) -> list[dict[str, Any]]:
-    """Export one published version (default: the latest) in every configured format into
-    ``<export_dir>/v<N>/``; writing the same version again replaces its files."""
-    from dynosaur.export import FORMATS, export
+def export_version(version: int | None, licenses: str | None = None) -> list[dict[str, Any]]:
+    """Export what one published version (default: the latest) added, in every configured
+    format, into ``<export_dir>/v<N>/`` with the manifest of the files making up version N
+    (:mod:`dynosaur.export.delta`); ``licenses`` (``permissive,share-alike``) restricts the
+    files to those license classes. Writing the same version again replaces its files."""
+    from dynosaur.export.delta import publish_export
 
     settings, engine = settings_and_store()
     version = _version(engine, version)
-    unknown = sorted(set(settings.export_formats) - set(FORMATS))
-    if unknown:
-        raise UsageError(
-            f"DYNOSAUR_EXPORT_FORMATS has unknown format(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(FORMATS)}"
-        )
-    folder = settings.export_root / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
+    manifest = publish_export(
+        settings, engine, version, licenses=licenses or None, progress=LogProgress()
+    )
     written = []
-    for fmt in settings.export_formats:
-        out = folder / "hf" if fmt == "hf" else folder  # a folder: files named after the version
-        result = export(settings, engine, fmt=fmt, out=out, version=version, progress=LogProgress())
-        log.info("exported version %s as %s to %s", version, fmt, result.path)
+    for fmt, entries in manifest["formats"].items():
+        latest = entries[-1]
+        log.info("exported version %s as %s to %s", version, fmt, latest["path"])
         written.append(
-            {"format": fmt, "path": str(result.path), "version": version, **result.figures}
+            {
+                "format": fmt,
+                "path": str(settings.export_root / latest["path"]),
+                "version": version,
+                "instances": latest["instances"],
+                "files": len(entries),
+            }
         )
     return written
 
@@ -121,13 +123,16 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
     return {"name": result.selection.name, "version": chosen, "summary": summary}
 
 
-def export_selection(name: str) -> dict[str, Any]:
-    """Export a stored selection as JSONL into ``<export_dir>/selections/``."""
+def export_selection(name: str, licenses: str | None = None) -> dict[str, Any]:
+    """Export a stored selection as JSONL into ``<export_dir>/selections/`` (only the license
+    classes ``licenses`` names, when given)."""
     from dynosaur.export import export
 
     settings, engine = settings_and_store()
     folder = settings.export_root / "selections"
     folder.mkdir(parents=True, exist_ok=True)
-    result = export(settings, engine, fmt="jsonl", out=folder, selection=name)
+    result = export(
+        settings, engine, fmt="jsonl", out=folder, selection=name, licenses=licenses or None
+    )
     log.info("exported selection %s to %s", name, result.path)
     return {"name": name, "path": str(result.path), **result.figures}

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Engine
 from dynosaur.errors import UsageError
 from dynosaur.export.card import ExportStats, dataset_card
 from dynosaur.export.writers import write_dataset, write_jsonl, write_parquet
+from dynosaur.licenses import LicenseClass, parse_classes
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.settings import Settings
 from dynosaur.store.exports import (
     FIELDS,
     RowSource,
-    count_rows,
     iter_batches,
     selection_source,
     version_source,
@@ -41,6 +41,7 @@ __all__ = [
     "ExportResult",
     "RowSource",
     "export",
+    "license_option",
     "selection_source",
     "version_source",
 ]
@@ -75,6 +76,18 @@ def _target(out: Path | None, fmt: str, source: RowSource) -> Path:
     return out
 
 
+def license_option(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """License classes from ``--licenses permissive,share-alike`` (or a list), most permissive
+    first; empty = every class."""
+    if value is None or value == "" or (not isinstance(value, str) and not list(value)):
+        return ()
+    try:
+        chosen = parse_classes(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return tuple(c.value for c in LicenseClass if c in chosen)
+
+
 def export(
     settings: Settings,
     engine: Engine,
@@ -86,21 +99,31 @@ def export(
     push_to_hub: str | None = None,
     progress: Progress | None = None,
     batch_rows: int | None = None,
+    licenses: str | Sequence[str] | None = None,
+    delta: bool = False,
 ) -> ExportResult:
-    """Export version ``version`` (default latest) or the selection ``selection`` to ``out``."""
+    """Export version ``version`` (default latest) or the selection ``selection`` to ``out``.
+
+    ``licenses``: only instances whose license class is one of these (``permissive,share-alike``);
+    the card states the terms. ``delta``: only the rows version ``version`` added.
+    Reads the rows once: the figures are counted while they stream.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if version is not None and selection is not None:
         raise UsageError("give a version or a selection, not both")
+    if delta and selection is not None:
+        raise UsageError("a delta is the rows one version added; selections have none")
+    classes = license_option(licenses)
     source = (
-        selection_source(engine, selection)
+        selection_source(engine, selection, license_classes=classes)
         if selection is not None
-        else version_source(engine, version)
+        else version_source(engine, version, delta=delta, license_classes=classes)
     )
     target = _target(Path(out).expanduser() if out is not None else None, fmt, source)
     target.parent.mkdir(parents=True, exist_ok=True)
     progress = progress or NullProgress()
-    progress.start(count_rows(engine, source), f"export {source.description}")
+    progress.start(source.expected, f"export {source.description}")
     stats = ExportStats()
 
     def rows() -> Iterator[Sequence[Any]]:
@@ -113,7 +136,10 @@ def export(
         f"Dynosaur selection {source.selection}"
         if source.selection
         else f"Dynosaur instruction collection, version {source.version}"
+        + (" (the rows it added)" if source.delta else "")
     )
+    if classes:
+        title += f", {' + '.join(classes)} licenses"
     with tempfile.TemporaryDirectory(prefix="dynosaur-stage-", dir=target.parent) as stage:
         staged = Path(stage)
         if fmt == "jsonl":
@@ -123,7 +149,9 @@ def export(
             data_file = target if fmt == "parquet" else staged / f"{source.name}.parquet"
             write_parquet(rows(), data_file)
         progress.finish()
-        card = dataset_card(stats, title=title, description=source.description)
+        card = dataset_card(
+            stats, title=title, description=source.description, license_classes=classes
+        )
         if fmt == "hf":
             write_dataset(data_file, target, card)
         else:
@@ -157,7 +185,11 @@ def push(
         raise UsageError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
     suffix = data_file.suffix
     card = dataset_card(
-        stats, title=title, description=source.description, data_glob=f"data/*{suffix}"
+        stats,
+        title=title,
+        description=source.description,
+        data_glob=f"data/*{suffix}",
+        license_classes=source.license_classes,
     )
     api = HfApi(endpoint=settings.hub_endpoint, token=token)
     url = api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
