@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -78,15 +79,39 @@ def bench_coreset(n: int, dim: int, fraction: float, random_draws: int) -> list[
     return rows
 
 
-def _samples(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
-    rng = np.random.default_rng(seed)
-    words = [f"w{i}" for i in range(500)]
-    out = []
-    for _ in range(n):
-        instruction = "Answer with the label of the text " + " ".join(rng.choice(words, 6))
-        text = " ".join(rng.choice(words, int(rng.integers(20, 120))))
-        out.append((instruction, text, " ".join(rng.choice(words, int(rng.integers(1, 30))))))
-    return out
+SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "hub-snapshot"
+
+
+def snapshot_samples(n: int, snapshot: Path = SNAPSHOT, *, target_chars: int = 530) -> list[tuple]:
+    """``n`` instances made from the real sample rows of the shared Hub snapshot, repeated as
+    needed: per row, the instruction names the output field, the input lists the other fields
+    (``name: value``), the output is the last field. Rows are kept in snapshot order until the
+    mean length is about ``target_chars`` (the collection's instances: ~530 characters)."""
+    found: list[tuple[str, str, str]] = []
+    for rows in sorted(snapshot.glob("datasets/*/rows/*/*.jsonl")):
+        with rows.open(encoding="utf-8") as lines:
+            head = [line for _, line in zip(range(20), lines, strict=False)]
+        for line in head:
+            row = {
+                k: v for k, v in json.loads(line).items() if isinstance(v, str | int) and k != "id"
+            }
+            if len(row) < 2:
+                continue
+            *inputs, output = row.items()
+            text = "\n".join(f"{k}: {v}" for k, v in inputs)
+            sample = (f"Given the {', '.join(k for k, _ in inputs)}, give the {output[0]}.",
+                      text, str(output[1]))  # fmt: skip
+            if len(str(output[1]).strip()) > 0 and sum(map(len, sample)) <= 20 * target_chars:
+                found.append(sample)
+    if not found:
+        raise SystemExit(f"no sample rows under {snapshot}")
+    # Keep the mix of lengths near the target mean: drop the longest until it is reached.
+    sizes = np.array([sum(map(len, x)) for x in found])
+    by_size = np.argsort(sizes, kind="stable")
+    means = np.cumsum(sizes[by_size]) / np.arange(1, len(found) + 1)
+    count = max(1, int(np.searchsorted(means, target_chars, side="right")))
+    found = [found[i] for i in np.sort(by_size[:count])]
+    return [found[i % len(found)] for i in range(n)]
 
 
 def bench_scoring(samples: int, device: str, folder: Path, **model: int) -> list[tuple]:
@@ -101,7 +126,7 @@ def bench_scoring(samples: int, device: str, folder: Path, **model: int) -> list
     )
     from dynosaur.select.tiny import make_tiny_scorer
 
-    data = _samples(samples)
+    data = snapshot_samples(samples)
     path = make_tiny_scorer((prompt_text(a, b) + c for a, b, c in data), folder, **model)
     scorer = load_scorer(str(path), device=device)
     params = sum(p.numel() for p in scorer.model.parameters())
