@@ -261,7 +261,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows: list[tuple] = []
+    rows: list[tuple] = _Shown()
     if args.n:
         rows += bench_coreset(args.n, args.dim, args.fraction, args.random_draws)
     with tempfile.TemporaryDirectory() as tmp:
@@ -287,6 +287,20 @@ def main() -> None:
     print(f"selection benchmark (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+
+
+class _Shown(list):  # type: ignore[type-arg]
+    """The rows, each also printed (flushed) as soon as it is measured: a run cut short still
+    shows what it measured."""
+
+    def __iadd__(self, more):  # type: ignore[no-untyped-def,override]
+        for row in more:
+            print(f"  {row[0]}: {row[1]}", flush=True)
+        return super().__iadd__(more)
+
+    def append(self, row):  # type: ignore[no-untyped-def,override]
+        print(f"  {row[0]}: {row[1]}", flush=True)
+        super().append(row)
 
 
 if __name__ == "__main__":
