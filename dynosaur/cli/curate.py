@@ -136,6 +136,12 @@ def export(
     push_to_hub: str | None = typer.Option(
         None, help="Also upload to this Hub dataset repo (needs DYNOSAUR_HUB_TOKEN)."
     ),
+    licenses: str | None = typer.Option(
+        None,
+        help="Only these license classes (comma list of permissive, share-alike, "
+        "non-commercial, no-derivatives, unknown); the card states their terms.",
+    ),
+    delta: bool = typer.Option(False, help="Only the rows version N added."),
 ) -> None:
     """Export version N of the collection (default: the latest) or a stored selection.
 
@@ -144,6 +150,7 @@ def export(
     not grow with the size of the export.
 
     Example: dynosaur export --version 3 --format parquet --out dynosaur-v3.parquet
+    Example: dynosaur export --licenses permissive,share-alike
     """
     from dynosaur.export import export as run_export
 
@@ -159,14 +166,18 @@ def export(
             selection=selection,
             push_to_hub=push_to_hub,
             progress=progress,
+            licenses=licenses,
+            delta=delta,
         )
     console.print(f"wrote {result.source} to {result.path}", soft_wrap=True)
-    figures: dict[str, Any] = {k: v for k, v in result.figures.items() if k != "licenses"}
+    figures: dict[str, Any] = {
+        k: v for k, v in result.figures.items() if k not in ("licenses", "license_classes")
+    }
     if result.pushed_to:
         figures["pushed to"] = result.pushed_to
     console.print(table("export", ["figure", "value"], figures.items()))
-    licenses = result.figures.get("licenses", {})
-    console.print(table("licenses", ["license", "instances"], licenses.items()))
+    by_license = result.figures.get("licenses", {})
+    console.print(table("licenses", ["license", "instances"], by_license.items()))
 
 
 def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest first.")) -> None:
