@@ -51,8 +51,8 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def explain(exc: BaseException) -> tuple[str | None, int]:
-    """One line (with what to do) and an exit status for an expected failure; (None, 1) for
-    anything else, which is a bug and keeps its traceback."""
+    """One line (with what to do) and an exit status for an expected failure (1; 2 for an
+    invalid setting); (None, 1) for anything else, which is a bug and keeps its traceback."""
     from dynosaur.errors import LockTimeout, ServiceUnavailable
     from dynosaur.redact import redact
 
@@ -64,12 +64,12 @@ def explain(exc: BaseException) -> tuple[str | None, int]:
         return (
             f"{what} could not be reached: {first}. Nothing is lost: run the same command "
             "again once it is back, and it completes the run.",
-            3,
+            1,
         )
     if isinstance(exc, LockTimeout) or (module.startswith("yoyo") and "LockTimeout" in names):
-        return f"{first} (lock timeout: wait for the other process, then run again)", 4
+        return f"{first} (lock timeout: wait for the other process, then run again)", 1
     if isinstance(exc, UsageError):
-        return f"{first} (see --help)", 2
+        return f"{first} (see --help)", 1
     if isinstance(exc, DynosaurError):
         return first, 1
     if isinstance(exc, ValidationError):
@@ -81,17 +81,17 @@ def explain(exc: BaseException) -> tuple[str | None, int]:
             return (
                 "DYNOSAUR_DATABASE_URL is not a valid database URL "
                 "(postgresql://user:password@host:port/database)",
-                2,
+                1,
             )
         if "OperationalError" in names or "InterfaceError" in names:
             return (
                 f"the store could not be reached or was lost: {detail}. Check "
                 "DYNOSAUR_DATABASE_URL and that Postgres runs, then run again (finished work "
                 "is kept).",
-                5,
+                1,
             )
     if "ConnectError" in names or "APIConnectionError" in names or "ConnectTimeout" in names:
-        return f"a service could not be reached ({first}): check the network, then run again", 3
+        return f"a service could not be reached ({first}): check the network, then run again", 1
     return None, 1
 
 

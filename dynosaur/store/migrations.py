@@ -16,7 +16,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from yoyo import get_backend, read_migrations
 
 from dynosaur.errors import LockTimeout, StoreError
 from dynosaur.reasons import catalogue
@@ -68,11 +67,25 @@ class SchemaStatus:
 
 
 def _backend(engine: Engine):
+    from yoyo import get_backend  # only when migrating: a store that is up to date never needs it
+
     return get_backend(libpq_url(engine.url.render_as_string(hide_password=False)))
 
 
 def _migrations():
+    from yoyo import read_migrations
+
     return read_migrations(str(sql_dir() / "migrations"))
+
+
+def migration_ids() -> list[str]:
+    """Ids of the project's migrations (file names without ``.sql``), in file order."""
+    return [p.stem for p in sorted((sql_dir() / "migrations").glob("*.sql"))]
+
+
+def _hash(migration_id: str) -> str:
+    """The key yoyo stores for an applied migration (sha256 of its id)."""
+    return hashlib.sha256(migration_id.encode("utf-8")).hexdigest()
 
 
 def view_files() -> list[Path]:
@@ -103,7 +116,7 @@ def pending_ids(engine: Engine) -> list[str] | None:
         if conn.execute(sa.text("SELECT to_regclass('_yoyo_migration')")).scalar() is None:
             return None
         applied = set(conn.execute(sa.text("SELECT migration_hash FROM _yoyo_migration")).scalars())
-    return [m.id for m in _migrations() if m.hash not in applied]
+    return [i for i in migration_ids() if _hash(i) not in applied]
 
 
 def upgrade(

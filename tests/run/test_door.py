@@ -22,12 +22,12 @@ from tests.run.conftest import error_lines, run_cli
         (["--since", "2024-03-01"], "both ends"),
     ],
 )
-def test_a_bad_window_is_one_line_and_exit_2_before_the_store_is_opened(
+def test_a_bad_window_is_one_line_and_exit_1_before_the_store_is_opened(
     settings: Settings, args: list[str], said: str
 ) -> None:
     # An unreachable store: the request is checked before it is opened.
     result = run_cli(settings, "grow", *args, DYNOSAUR_DATABASE_URL="postgresql://x@127.0.0.1:9/x")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     lines = error_lines(result)
     assert len(lines) == 1 and said in lines[0], result.stderr
@@ -49,7 +49,7 @@ def test_an_unreachable_store_is_one_line_and_verbose_shows_the_traceback(
 
 def test_a_malformed_database_url_is_one_line(settings: Settings) -> None:
     result = run_cli(settings, "status", DYNOSAUR_DATABASE_URL="postgresql://a:b@host:notaport/x")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     lines = error_lines(result)
     assert len(lines) == 1 and "not a database URL" in lines[0]
@@ -66,7 +66,7 @@ def test_a_publish_lock_timeout_is_one_line_and_the_reader_cannot_take_the_lock(
             settings, "publish", "--batch", str(batch.id), DYNOSAUR_LOCK_TIMEOUT_S="0.5"
         )
         holder.rollback()
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     lines = error_lines(result)
     assert len(lines) == 1 and "publish lock" in lines[0] and "DYNOSAUR_LOCK_TIMEOUT_S" in lines[0]
