@@ -80,7 +80,7 @@ def explain(exc: BaseException) -> tuple[str | None, int]:
         if "ArgumentError" in names:
             return (
                 "DYNOSAUR_DATABASE_URL is not a valid database URL "
-                "(postgresql://user:password@host:port/database)",
+                "(expected postgresql://USER@HOST:PORT/DATABASE, with an optional :PASSWORD)",
                 1,
             )
         if "OperationalError" in names or "InterfaceError" in names:

@@ -29,10 +29,10 @@ def sqlalchemy_url(url: str) -> URL:
         url = "postgresql://" + url.removeprefix("postgres://")
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         raise UsageError(
             "DYNOSAUR_DATABASE_URL is not a database URL "
-            "(postgresql://user:password@host:port/database)"
+            "(expected postgresql://USER@HOST:PORT/DATABASE, with an optional :PASSWORD)"
         ) from None
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"the store must be Postgres, got a {parsed.get_backend_name()!r} URL")
