@@ -392,13 +392,18 @@ def grow(
     steps: list[StepSummary] = []
     try:
         with heartbeat(engine, batch_id, req, lease):
+            _step(req, "discover")
             to_collect = discover_step(settings, engine, req, batch_id=batch_id, progress=progress)
+            _step(req, "collect")
             steps.append(collect_step(settings, engine, to_collect, progress=progress))
+            _step(req, "generate")
             config_ids = generate_queue_step(settings, engine, req, batch_id=batch_id)
             steps.append(generate_step(settings, engine, config_ids, req, progress=progress))
+            _step(req, "curate")
             curated = curate_step(settings, engine, req, batch_id, progress=progress)
             if curated is not None:
                 steps.append(curated)
+            _step(req, "publish")
             published = publish_step(engine, req, batch_id, lock_timeout_s=settings.lock_timeout_s)
     except ServiceUnavailable as exc:
         _fail_quietly(engine, batch_id, f"{exc.service} unreachable: {exc}",
@@ -422,6 +427,10 @@ def grow(
         "took_over_from": start.took_over_from,
         "steps": [s.to_json() for s in steps],
     }
+
+
+def _step(req: RunRequest, name: str) -> None:
+    log.info("run %s: step %s starts", req.run_key, name)
 
 
 def _fail_quietly(engine: Engine, batch_id: int, message: str, reason: Reason) -> None:
