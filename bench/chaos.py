@@ -302,35 +302,34 @@ def main() -> None:
         LLMEmulator(seed=5, rate_malformed=0.1, rate_truncated=0.1) as bad,
         HubEmulator(now=now) as hub,
     ):
-        if True:
-            bench = Bench(args.database_url, hub, bad)
-            try:
-                db = bench.database("malformed")
-                code, out = bench.finish(db)
-                ends = bench.query(
-                    db,
-                    "SELECT c.status, coalesce(c.reason, ''), count(*) FROM dataset_config c "
-                    "GROUP BY 1, 2 ORDER BY 1, 2",
+        bench = Bench(args.database_url, hub, bad)
+        try:
+            db = bench.database("malformed")
+            code, out = bench.finish(db)
+            ends = bench.query(
+                db,
+                "SELECT c.status, coalesce(c.reason, ''), count(*) FROM dataset_config c "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            waiting = sum(n for s, _, n in ends if s in ("collected", "deferred"))
+            faults = Counter((e.get("outcome") or {}).get("fault") for e in bad.request_log)
+            unusable = bench.query(
+                db,
+                "SELECT count(*) FROM llm_call WHERE status = 'succeeded' AND "
+                "(finish_reason = 'length' OR 'response_truncated' = ANY(notes))",
+            )[0][0]
+            figures = bench.query(db, "SELECT figures FROM batch")
+            rows.append(
+                (
+                    "20% malformed or truncated answers",
+                    f"configs still waiting: {waiting}; exit {code}",
+                    f"config ends {ends}; injected {dict(faults)}; truncated answers "
+                    f"stored as succeeded: {unusable}; batch figures keys "
+                    f"{sorted(figures[0][0]) if figures else '-'}",
                 )
-                waiting = sum(n for s, _, n in ends if s in ("collected", "deferred"))
-                faults = Counter((e.get("outcome") or {}).get("fault") for e in bad.request_log)
-                unusable = bench.query(
-                    db,
-                    "SELECT count(*) FROM llm_call WHERE status = 'succeeded' AND "
-                    "(finish_reason = 'length' OR 'response_truncated' = ANY(notes))",
-                )[0][0]
-                figures = bench.query(db, "SELECT figures FROM batch")
-                rows.append(
-                    (
-                        "20% malformed or truncated answers",
-                        f"configs still waiting: {waiting}; exit {code}",
-                        f"config ends {ends}; injected {dict(faults)}; truncated answers "
-                        f"stored as succeeded: {unusable}; batch figures keys "
-                        f"{sorted(figures[0][0]) if figures else '-'}",
-                    )
-                )
-            finally:
-                bench.drop_all()
+            )
+        finally:
+            bench.drop_all()
 
     rows.append(
         (
