@@ -56,6 +56,14 @@ CONTENT = (
 )
 
 
+class Rows(list[tuple[str, str, str]]):
+    """The table's rows, each also printed as soon as it is measured."""
+
+    def append(self, row: tuple[str, str, str]) -> None:
+        print("  measured:", " | ".join(row), flush=True)
+        super().append(row)
+
+
 class Bench:
     """Databases on one server, the emulators, and ``dynosaur grow`` as a child process."""
 
@@ -241,7 +249,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     began = time.monotonic()
-    rows: list[tuple[str, str, str]] = []
+    rows = Rows()
     now = datetime(2024, 3, 1, 23, 59, 59, tzinfo=UTC)
     with HubEmulator(now=now) as hub, LLMEmulator(seed=3) as llm:
         bench = Bench(args.database_url, hub, llm)

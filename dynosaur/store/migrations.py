@@ -207,10 +207,13 @@ def _migrate(engine: Engine, lock_timeout_s: float) -> list[str]:
                     log.warning("broke the migrations lock left by process %s (gone)", pid)
                 conn.commit()
             backend = _backend(engine)
-            migrations = _migrations()
-            with backend.lock():
-                pending = backend.to_apply(migrations)
-                backend.apply_migrations(pending)
+            try:
+                migrations = _migrations()
+                with backend.lock():
+                    pending = backend.to_apply(migrations)
+                    backend.apply_migrations(pending)
+            finally:
+                backend.connection.close()  # yoyo's own connection, not from the pool
             return [m.id for m in pending]
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK_KEY})
@@ -249,8 +252,11 @@ def _ensure_reader_role(conn: sa.Connection, role: str) -> None:
 def schema_status(engine: Engine) -> SchemaStatus:
     """Applied and pending migrations, row counts of the base tables, and the views."""
     backend = _backend(engine)
-    migrations = _migrations()
-    applied_ids = {m.id for m in migrations if backend.is_applied(m)}
+    try:
+        migrations = _migrations()
+        applied_ids = {m.id for m in migrations if backend.is_applied(m)}
+    finally:
+        backend.connection.close()
     result = SchemaStatus(
         url=engine.url.render_as_string(hide_password=True),
         applied=[m.id for m in migrations if m.id in applied_ids],
