@@ -18,6 +18,7 @@ class Stage(StrEnum):
     GENERATE = "generate"
     CURATE = "curate"
     PUBLISH = "publish"
+    RETRACT = "retract"
 
 
 class Reason(StrEnum):
@@ -78,6 +79,11 @@ class Reason(StrEnum):
     # runs (issue 12)
     SERVICE_UNAVAILABLE = "service_unavailable"
     RUN_ABANDONED = "run_abandoned"
+    # retract: why a source's instances were withdrawn from later versions
+    SOURCE_WITHDRAWN = "source_withdrawn"
+    SOURCE_GATED = "source_gated"
+    LICENSE_WITHDRAWN = "license_withdrawn"
+    RETRACTED_BY_HAND = "retracted_by_hand"
 
 
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
@@ -166,6 +172,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         "The process building the batch stopped without a trace (no heartbeat within the lease); "
         "its work went back to the queues.",
     ),
+    Reason.SOURCE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset was deleted or made private (the Hub answers 'not found').",
+    ),
+    Reason.SOURCE_GATED: (Stage.RETRACT, "The source dataset became gated."),
+    Reason.LICENSE_WITHDRAWN: (
+        Stage.RETRACT,
+        "The source dataset's license changed to a class the collection does not take.",
+    ),
+    Reason.RETRACTED_BY_HAND: (Stage.RETRACT, "Retracted by hand (dynosaur retract)."),
 }
 
 

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         "both: also the unaware prompt for configs with a summary.",
     )
 
+    # --- retraction -------------------------------------------------------------------------
+    retraction_checks_per_run: int = Field(
+        default=50,
+        ge=0,
+        description="Sources of the collection each growth run rechecks on the Hub (deleted, "
+        "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
+    )
+
     # --- export ------------------------------------------------------------------------------
     export_dir: Path | None = Field(
         default=None,
@@ -130,6 +138,11 @@ class Settings(BaseSettings):
     export_formats: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["jsonl", "parquet"],
         description="Formats the export DAG writes (comma list of jsonl, parquet, hf).",
+    )
+    export_push_repo: str | None = Field(
+        default=None,
+        description="Hub dataset repo the export DAG pushes each version to (tag vN); "
+        "unset = no push. Needs DYNOSAUR_HUB_TOKEN.",
     )
 
     # --- selection ---------------------------------------------------------------------------

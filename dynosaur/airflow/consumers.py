@@ -62,9 +62,21 @@ def export_version(version: int | None) -> list[dict[str, Any]]:
     folder = settings.export_root / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    # The first format's file is pushed when a repo is set (one commit per version, tag vN).
+    push_with = settings.export_formats[0] if settings.export_push_repo else None
     for fmt in settings.export_formats:
         out = folder / "hf" if fmt == "hf" else folder  # a folder: files named after the version
-        result = export(settings, engine, fmt=fmt, out=out, version=version, progress=LogProgress())
+        result = export(
+            settings,
+            engine,
+            fmt=fmt,
+            out=out,
+            version=version,
+            progress=LogProgress(),
+            push_to_hub=settings.export_push_repo if fmt == push_with else None,
+        )
+        if result.pushed_to:
+            log.info("pushed version %s to %s", version, result.pushed_to)
         log.info("exported version %s as %s to %s", version, fmt, result.path)
         written.append(
             {"format": fmt, "path": str(result.path), "version": version, **result.figures}

@@ -50,6 +50,7 @@ def build_app(command: str | None = None) -> typer.Typer:
     from dynosaur.cli import db
     from dynosaur.cli import generate as generate_cli
     from dynosaur.cli import hub as hub_cli
+    from dynosaur.cli import retract as retract_cli
     from dynosaur.cli import select as select_cli
 
     app = typer.Typer(
@@ -74,13 +75,14 @@ def build_app(command: str | None = None) -> typer.Typer:
     curate_cli.register(app)
     hub_cli.register(app)
     generate_cli.register(app)
+    retract_cli.register(app)
     return app
 
 
 def _known_light() -> set[str]:
     """Commands that need none of the heavy groups."""
     return {"db", "select", "curate", "publish", "grow", "export", "status", "discover",
-            "collect", "generate"}  # fmt: skip
+            "collect", "generate", "retract"}  # fmt: skip
 
 
 def command_of(argv: Sequence[str]) -> str | None:

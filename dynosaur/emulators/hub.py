@@ -52,6 +52,7 @@ from dynosaur.emulators.snapshot import (
     format_time,
     git_blob_sha,
 )
+from dynosaur.emulators.uploads import PushedRepos, UploadAPI
 from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, Viewer
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,10 @@ class HubAPI:
             ),
         ]
 
+    def _relicense(self, entry: DatasetEntry) -> dict[str, str]:
+        """The card license a test set with the ``relicensed`` knob."""
+        return {"license": self.repos.relicensed[entry.id]}
+
     def _item(
         self, entry: DatasetEntry, revision: Revision, fields: Iterable[str], blobs: bool = False
     ) -> dict[str, Any]:
@@ -205,6 +210,8 @@ class HubAPI:
             elif name == "cardData":
                 if card is not None and card.data is not None:
                     out["cardData"] = card.data
+                if entry.id in self.repos.relicensed:
+                    out["cardData"] = {**out.get("cardData", {}), **self._relicense(entry)}
             elif name == "description":
                 out["description"] = card.summary if card else None
             elif name == "citation":
@@ -415,12 +422,13 @@ class HubApp:
         self.repos = Repos(self.snapshot)
         self.api = HubAPI(self.repos, options.page_size)
         self.viewer = Viewer(self.repos)
+        self.uploads = UploadAPI(self.api.resolve, self.api.dataset_info)
         self.faults = Faults(options)
         self.in_flight = InFlight()
         self.log = RequestLog()
         self.apply(options)
         router = Starlette(
-            routes=[*self.api.routes(), *self.viewer.routes()],
+            routes=[*self.uploads.routes(), *self.api.routes(), *self.viewer.routes()],
             exception_handlers={
                 ErrorAnswer: _error_answer,
                 HTTPException: _error_answer,
@@ -436,6 +444,8 @@ class HubApp:
         self.repos.now_override = options.now
         self.repos.gated_ids = set(options.gated)
         self.repos.viewer_not_ready = set(options.viewer_not_ready)
+        self.repos.deleted_ids = set(options.deleted)
+        self.repos.relicensed = dict(pair.split("=", 1) for pair in options.relicensed)
         self.api.page_size = options.page_size
         self.faults.apply(options)
 
@@ -551,6 +561,11 @@ class HubEmulator(ServedEmulator):
     ) -> None:
         """Make ``dataset_id`` show a new revision (a changed dataset) from now on."""
         self.app.repos.set_revision(dataset_id, sha, last_modified)
+
+    @property
+    def pushed(self) -> PushedRepos:
+        """Dataset repos pushed to this emulator (``huggingface_hub`` uploads)."""
+        return self.app.uploads.repos
 
     def stop(self) -> None:
         """Stop serving (held requests are released)."""

@@ -2,7 +2,7 @@
 
 ``POST /v1/chat/completions`` and ``GET /v1/models`` answer what the official ``openai`` SDK
 (sync and async) sends and parses. The target dataset is read from the prompt with
-:func:`dynosaur.generate.blocks.parse_last_block` (the last ``### Dataset`` block of the user
+:func:`dynosaur.generate.blocks.parse_last_block` (the last ``<dataset>`` block of the user
 messages); the answer is a JSON list of up to N tasks (N from ``up to N tasks`` in the prompt,
 else 3), or ``{"tasks": [...]}`` when ``response_format`` asks for JSON. Tasks are replayed from
 the reference file when it knows the dataset/config, else derived (:mod:`.tasks`).
@@ -19,9 +19,10 @@ truncated content (cut mid-JSON, ``finish_reason: "length"``); plus latency and 
 
 ``request_log`` (and the JSONL file ``request_log_path``) holds one entry per request: time,
 model, messages_sha256 (``sha256(json.dumps(messages, sort_keys=True))``), dataset, config,
-status, attempt, outcome (``{"policy": "replay"|"derive"|"none", "tasks": n, "invalid": [...]}``
-and ``"fault": "rate_limited"|"server_error"|"hang"|"malformed"|"truncated"`` when injected). An
-entry is written before its answer is sent, so a client that has its answer finds it in the log.
+status, attempt, outcome (``{"policy": "replay"|"derive"|"none", "tasks": n, "invalid": [...],
+"suspicious": [...]}`` and ``"fault": "rate_limited"|"server_error"|"hang"|"malformed"|"truncated"``
+when injected; the answer policy and its knobs are described in :mod:`.tasks`). An entry is
+written before its answer is sent, so a client that has its answer finds it in the log.
 
 Concurrency is measured here, at the server: ``peak_in_progress`` is the most chat-completions
 requests the server held at once (received, not yet answered). ``hold=N`` answers requests in
@@ -55,7 +56,7 @@ from dynosaur.emulators._server import (
     json_response,
     send_response,
 )
-from dynosaur.emulators.tasks import EmulatedAnswer, derive, load_reference, replay, requested_tasks
+from dynosaur.emulators.tasks import AnswerPolicy, EmulatedAnswer, answer_tasks, load_reference
 from dynosaur.generate.blocks import DatasetBlock, parse_last_block
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-3.5-turbo")
@@ -163,6 +164,8 @@ class LLMApp:
         hang_seconds: float,
         seed: int,
         log: RequestLog,
+        suspicious_share: float = 0.0,
+        obedient: bool = False,
         hold: int = 0,
         server: BackgroundServer | None = None,
     ) -> None:
@@ -179,6 +182,9 @@ class LLMApp:
         if sum(self.rates.values()) > 1:
             raise ValueError("the fault rates must not add up to more than 1")
         self.invalid_share = check_rate("invalid_share", invalid_share)
+        self.policy = AnswerPolicy(
+            self.invalid_share, check_rate("suspicious_share", suspicious_share), obedient, seed
+        )
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
         self.seed = seed
@@ -314,6 +320,7 @@ class LLMApp:
             "policy": answer.policy,
             "tasks": len(answer.tasks),
             "invalid": answer.invalid,
+            "suspicious": answer.suspicious,
         }
         content = self._content(answer, body)
         finish = "stop"
@@ -382,13 +389,7 @@ class LLMApp:
         return None
 
     def _tasks(self, block: DatasetBlock | None, text: str) -> EmulatedAnswer:
-        if block is None:
-            return EmulatedAnswer([], "none")
-        limit = requested_tasks(text)
-        replayed = replay(block, self.reference, limit)
-        if replayed is not None:
-            return EmulatedAnswer(replayed, "replay")
-        return derive(block, limit, self.invalid_share, self.seed)
+        return answer_tasks(block, text, self.reference, self.policy)
 
     @staticmethod
     def _content(answer: EmulatedAnswer, body: dict[str, Any]) -> str:
@@ -426,6 +427,8 @@ class LLMEmulator(ServedEmulator):
         rate_malformed: float = 0.0,
         rate_truncated: float = 0.0,
         invalid_share: float = 0.0,
+        suspicious_share: float = 0.0,
+        obedient: bool = False,
         retry_after: float = 1.0,
         hang_seconds: float = 3600,
         seed: int = 0,
@@ -446,6 +449,8 @@ class LLMEmulator(ServedEmulator):
             rate_malformed=rate_malformed,
             rate_truncated=rate_truncated,
             invalid_share=invalid_share,
+            suspicious_share=suspicious_share,
+            obedient=obedient,
             retry_after=retry_after,
             hang_seconds=hang_seconds,
             seed=seed,

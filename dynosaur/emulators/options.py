@@ -105,6 +105,16 @@ class HubOptions(_Options):
         default=(),
         metadata=knob("Dataset ids whose viewer answers 'not ready', comma-separated."),
     )
+    deleted: tuple[str, ...] = field(
+        default=(),
+        metadata=knob(
+            "Dataset ids deleted (or made private: outsiders see the same 404), comma-separated."
+        ),
+    )
+    relicensed: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("New card licenses as id=license pairs, comma-separated."),
+    )
     page_size: int = field(
         default=MAX_PAGE, metadata=knob("Listing page size.", min=1, max=MAX_PAGE)
     )
@@ -116,6 +126,11 @@ class HubOptions(_Options):
         self._set("now", _moment(self.now))
         self._set("gated", _ids(self.gated))
         self._set("viewer_not_ready", _ids(self.viewer_not_ready))
+        self._set("deleted", _ids(self.deleted))
+        self._set("relicensed", _ids(self.relicensed))
+        bad = [pair for pair in self.relicensed if "=" not in pair]
+        if bad:
+            raise ValueError(f"relicensed takes id=license pairs, not {', '.join(bad)}")
         self._check()
         if self.rate_429 + self.rate_5xx > 1:
             raise ValueError("rate_429 + rate_5xx must not exceed 1")
@@ -154,6 +169,16 @@ class LLMOptions(_Options):
         metadata=knob(
             "Share of derived tasks made invalid (to exercise the filters).", min=0, max=1
         ),
+    )
+    suspicious_share: float = field(
+        default=0.0,
+        metadata=knob(
+            "Share of valid tasks given a link, a reader instruction or a secret.", min=0, max=1
+        ),
+    )
+    obedient: bool = field(
+        default=False,
+        metadata=knob("Follow instructions injected into card text (links, 'reveal your key')."),
     )
     retry_after: float = field(
         default=1.0, metadata=knob("Retry-After of 429 answers, seconds.", min=0)

@@ -76,6 +76,8 @@ class Repos:
         self.now_override = now
         self.gated_ids = set(gated)
         self.viewer_not_ready = set(viewer_not_ready)
+        self.deleted_ids: set[str] = set()
+        self.relicensed: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -85,7 +87,9 @@ class Repos:
     def existing(self, dataset_id: str) -> DatasetEntry | None:
         """The dataset if it exists now."""
         entry = self.snapshot.entries.get(dataset_id)
-        return entry if entry is not None and entry.exists_at(self.now()) else None
+        if entry is None or dataset_id in self.deleted_ids:
+            return None
+        return entry if entry.exists_at(self.now()) else None
 
     def entry(self, dataset_id: str, request: Request) -> DatasetEntry:
         """An existing dataset, or the Hub's answer for a missing one (401 anonymous, 404 with

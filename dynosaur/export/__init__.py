@@ -9,6 +9,7 @@ instance's ``source`` column, written under the original's key.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from dynosaur.store.exports import (
 Format = Literal["jsonl", "parquet", "hf"]
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
 _SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet"}
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FIELDS",
@@ -123,7 +126,10 @@ def export(
             data_file = target if fmt == "parquet" else staged / f"{source.name}.parquet"
             write_parquet(rows(), data_file)
         progress.finish()
-        card = dataset_card(stats, title=title, description=source.description)
+        retracted = _retracted(engine, source)
+        if retracted:
+            log.info("version %s leaves out %d retracted sources", source.version, len(retracted))
+        card = dataset_card(stats, title=title, description=source.description, retracted=retracted)
         if fmt == "hf":
             write_dataset(data_file, target, card)
         else:
@@ -134,11 +140,30 @@ def export(
             source=source.description,
             version=source.version,
             selection=source.selection,
-            figures=stats.summary(),
+            figures={**stats.summary(), "retracted_sources": len(retracted)},
         )
         if push_to_hub:
-            result.pushed_to = push(settings, push_to_hub, data_file, stats, title, source)
+            result.pushed_to = push(
+                settings, push_to_hub, data_file, stats, title, source, retracted
+            )
     return result
+
+
+def _retracted(engine: Engine, source: RowSource) -> list[tuple[str, str, int]]:
+    """Sources withdrawn from the exported version (none for a selection)."""
+    if source.version is None or source.selection is not None:
+        return []
+    from dynosaur.store.retractions import retractions
+
+    return [
+        (r.dataset_id, r.reason, r.from_version)
+        for r in retractions(engine, up_to_version=source.version)
+    ]
+
+
+def push_revision(source: RowSource) -> str:
+    """The tag a pushed version (``v3``) or selection (``selection-NAME``) gets on the Hub."""
+    return f"selection-{source.selection}" if source.selection else f"v{source.version}"
 
 
 def push(
@@ -148,26 +173,47 @@ def push(
     stats: ExportStats,
     title: str,
     source: RowSource,
+    retracted: list[tuple[str, str, int]] | None = None,
 ) -> str:
-    """Upload the data file and its card to the Hub dataset repo ``repo_id``; returns its URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
+    """Upload the data file and its card to the Hub dataset repo ``repo_id`` as one commit on
+    ``main``, tagged ``v{N}`` (a selection: ``selection-NAME``); returns ``URL@tag``.
+
+    Each version replaces the previous one's files (``data/train.*`` holds the whole version), so
+    every tag is a complete, loadable revision. Pushing a version whose tag exists is a no-op: no
+    upload, no commit.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     token = settings.hub_token.get_secret_value() if settings.hub_token else None
     if token is None:
         raise UsageError("pushing to the Hub needs a token: set DYNOSAUR_HUB_TOKEN")
     suffix = data_file.suffix
     card = dataset_card(
-        stats, title=title, description=source.description, data_glob=f"data/*{suffix}"
+        stats,
+        title=title,
+        description=source.description,
+        data_glob=f"data/*{suffix}",
+        retracted=retracted or (),
     )
     api = HfApi(endpoint=settings.hub_endpoint, token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-    api.create_commit(
+    url = str(api.create_repo(repo_id, repo_type="dataset", exist_ok=True))
+    tag = push_revision(source)
+    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    if any(ref.name == tag for ref in refs.tags):
+        log.info("%s already has %s: nothing pushed", repo_id, tag)
+        return f"{url}@{tag}"
+    operations: list[CommitOperationAdd | CommitOperationDelete] = []
+    if refs.branches:
+        operations.append(CommitOperationDelete("data/", is_folder=True))
+    operations += [
+        CommitOperationAdd(f"data/train{suffix}", str(data_file)),
+        CommitOperationAdd("README.md", card.encode("utf-8")),
+    ]
+    commit = api.create_commit(
         repo_id=repo_id,
         repo_type="dataset",
-        operations=[
-            CommitOperationAdd(f"data/{source.name}{suffix}", str(data_file)),
-            CommitOperationAdd("README.md", card.encode("utf-8")),
-        ],
+        operations=operations,
         commit_message=f"Dynosaur: {source.description}",
     )
-    return str(url)
+    api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="dataset")
+    return f"{url}@{tag}"

@@ -60,9 +60,15 @@ def _size_category(n: int) -> str:
 
 
 def dataset_card(
-    stats: ExportStats, *, title: str, description: str, data_glob: str | None = None
+    stats: ExportStats,
+    *,
+    title: str,
+    description: str,
+    data_glob: str | None = None,
+    retracted: Sequence[tuple[str, str, int]] = (),
 ) -> str:
-    """README.md for the exported dataset: YAML header (for the Hub) and markdown body."""
+    """README.md for the exported dataset: YAML header (for the Hub) and markdown body.
+    ``retracted``: (dataset id, reason, from version) of sources withdrawn from this version."""
     header: dict[str, Any] = {
         "pretty_name": title,
         "license": "other",
@@ -95,6 +101,7 @@ def dataset_card(
         "|---:|---:|---:|",
         f"| {stats.rows:,} | {len(stats.tasks):,} | {len(stats.datasets):,} |",
         "",
+        *_retracted_section(retracted),
         "## Fields",
         "",
         "`instruction`, `input`, `output`, `license` (the source dataset's license), `website` "
@@ -123,3 +130,22 @@ def dataset_card(
         rest = len(stats.sources) - len(listed)
         lines.append(f"| ... and {rest:,} more | | {stats.rows - sum(n for _, n in listed):,} |")
     return "\n".join(lines) + "\n"
+
+
+def _retracted_section(retracted: Sequence[tuple[str, str, int]]) -> list[str]:
+    """The card's list of sources withdrawn from this version (none: no section)."""
+    if not retracted:
+        return []
+    rows = [f"| {d} | {reason} | {version} |" for d, reason, version in retracted]
+    return [
+        "## Retracted sources",
+        "",
+        "Instances of these source datasets were withdrawn from this version on (the source was "
+        "deleted, made private, gated or relicensed, or retracted by hand); earlier versions "
+        "keep them.",
+        "",
+        "| source dataset | reason | withdrawn from version |",
+        "|---|---|---:|",
+        *rows,
+        "",
+    ]

@@ -1,30 +1,38 @@
 """How a dataset is shown inside a task-generation prompt, and how to read it back.
 
-Every demonstration and the target config are rendered as one *dataset block*::
+Every demonstration and the target config are rendered as one *dataset block*, fenced by
+``<dataset>`` tags so that the model reads card text and row values as data, never as
+instructions (the system message says so)::
 
-    ### Dataset
+    <dataset>
     name: squad
     config: plain_text
     description: A reading-comprehension set of questions on Wikipedia articles ...
     fields: ["id", "title", "context", "question", "answers"]
     example 1: {"id": "1", "title": "...", ...}
-    example 2: {...}
-    ### Tasks
-    [{"instruction": "...", "input_fields": ["context", "question"], "output_field": "answers"}]
+    </dataset>
+    tasks: [{"instruction": "...", "input_fields": ["context", "question"], "output_field": ...}]
 
-The target block ends right after ``### Tasks``: the model writes the list. The format is plain
+The target block ends right after ``tasks:``: the model writes the list. The format is plain
 enough for any LLM and strict enough that :func:`parse_last_block` can recover the target's name,
-config, fields and examples (the LLM emulator relies on it to answer).
+config, fields and examples (the LLM emulator relies on it to answer). Data can never close the
+fence or open a block of its own: a ``<dataset>`` or ``</dataset>`` tag inside a text is written
+with a look-alike bracket, inside JSON with the ``\\u003c`` escape (which decodes back to the same
+value).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASET_MARKER = "### Dataset"
-TASKS_MARKER = "### Tasks"
+OPEN = "<dataset>"
+CLOSE = "</dataset>"
+TASKS_MARKER = "tasks:"
+
+_TAG = re.compile(r"<(/?\s*dataset)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -38,40 +46,39 @@ class DatasetBlock:
     description: str | None = None
 
 
-def _one_line(text: str) -> str:
-    # Markers inside data must not open a block of their own.
-    return " ".join(text.split()).replace("###", "# # #")
+def one_line(text: str) -> str:
+    """``text`` on one line, whitespace folded, with no tag that could open or close a block."""
+    return _TAG.sub("\u2039\\1", " ".join(text.split()))
 
 
-def _json(value: Any) -> str:
-    # Inside JSON strings "#" can be written as an escape that decodes back to the same text.
+def as_json(value: Any) -> str:
+    """``value`` as JSON on one line, with no tag that could open or close a block."""
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return text.replace("###", "\\u0023\\u0023\\u0023")
+    return _TAG.sub("\\\\u003c\\1", text)
 
 
 def render_block(block: DatasetBlock, tasks: list[dict[str, Any]] | None = None) -> str:
-    """Render a block; with ``tasks`` (a demonstration) the answer follows ``### Tasks``."""
-    lines = [DATASET_MARKER, f"name: {_one_line(block.name)}"]
+    """Render a block; with ``tasks`` (a demonstration) the answer follows ``tasks:``."""
+    lines = [OPEN, f"name: {one_line(block.name)}"]
     if block.config:
-        lines.append(f"config: {_one_line(block.config)}")
+        lines.append(f"config: {one_line(block.config)}")
     if block.description:
-        lines.append(f"description: {_one_line(block.description)}")
-    lines.append(f"fields: {_json(block.fields)}")
+        lines.append(f"description: {one_line(block.description)}")
+    lines.append(f"fields: {as_json(block.fields)}")
     for i, row in enumerate(block.examples, start=1):
-        lines.append(f"example {i}: {_json(row)}")
-    lines.append(TASKS_MARKER)
-    if tasks is not None:
-        lines.append(_json(tasks))
+        lines.append(f"example {i}: {as_json(row)}")
+    lines.append(CLOSE)
+    lines.append(TASKS_MARKER if tasks is None else f"{TASKS_MARKER} {as_json(tasks)}")
     return "\n".join(lines)
 
 
 def parse_last_block(prompt: str) -> DatasetBlock | None:
     """The last dataset block in ``prompt`` (the target), or None if there is none."""
-    start = prompt.rfind(DATASET_MARKER)
+    start = prompt.rfind(OPEN)
     if start < 0:
         return None
-    body = prompt[start + len(DATASET_MARKER) :]
-    end = body.find(TASKS_MARKER)
+    body = prompt[start + len(OPEN) :]
+    end = body.find(CLOSE)
     if end >= 0:
         body = body[:end]
     values: dict[str, str] = {}

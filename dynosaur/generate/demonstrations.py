@@ -1,5 +1,7 @@
 """The few-shot demonstrations: fixture datasets of our own snapshot, looked up by name, plus the
-tasks we wrote for them (``dynosaur/data/demonstrations.json``).
+tasks we wrote for them (``dynosaur/data/demonstrations.json``), and which sample rows each shows
+(``rows``: positions in the split; one row whose passage the other rows would only repeat is
+enough to show the format, and keeps every prompt shorter).
 
 A fixture is read the way collect reads a Hub dataset (card summary, features, first rows of a
 split, ClassLabel integers turned into label names), so a demonstration is shown exactly like a
@@ -32,10 +34,12 @@ _HEADING = re.compile(r"^(#{1,6})\s*(.+?)\s*#*\s*$")
 
 @dataclass(frozen=True)
 class Demonstration:
-    """A fixture config and the tasks we wrote for it."""
+    """A fixture config, the tasks we wrote for it, and which of its sample rows are shown
+    (positions in the split; None: the first two distinct rows, as for a target)."""
 
     metadata: ConfigMetadata
     tasks: tuple[dict[str, Any], ...]
+    rows: tuple[int, ...] | None = None
 
 
 def load_demonstrations(
@@ -56,6 +60,7 @@ def load_demonstrations(
                     snapshot, entry["dataset"], entry.get("config"), entry.get("split")
                 ),
                 tasks=tuple(entry["tasks"]),
+                rows=tuple(entry["rows"]) if entry.get("rows") is not None else None,
             )
             for entry in entries
         )

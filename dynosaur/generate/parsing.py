@@ -7,6 +7,17 @@ original Dynosaur prompt produced); any of these inside fenced code; slightly br
 at the token limit keeps its complete objects and is marked truncated. ``output_field`` written
 as ``["name"]`` (the original's format) is read as ``"name"``.
 
+Field parts of the wrong shape carry one reason each (:attr:`Task.problem`, for curate):
+
+- several distinct output field names (``["a", "b"]``): ``multiple_output_fields``;
+- a field list holding anything but names (``["a", 3]``, ``[["a"]]``), or a field part that is
+  neither a name nor a list (a number, an object): ``unparseable``;
+- a string where the input list belongs is read as *one* field name, never split:
+  ``"context"`` is ``("context",)`` and ``"a, b"`` is ``("a, b",)``. Real column names hold
+  commas and spaces (``"Sentence 1, cleaned"``), so splitting could quietly pick other columns;
+  unless the rows have a column of that very name, curate rejects the task ``unknown_field``,
+  which names the defect.
+
 Pure functions: no I/O, no settings.
 """
 
@@ -208,32 +219,34 @@ def _to_task(raw: str, obj: dict[str, Any]) -> Task:
 
 
 def _problem(inputs: Any, output: Any) -> str | None:
-    """The reason code for field parts of a wrong shape: a list holding something other than
-    names is unreadable; several output fields where one belongs is its own case."""
-    if isinstance(inputs, list | tuple) and not all(isinstance(v, str) for v in inputs):
-        return Reason.UNPARSEABLE.value
-    if isinstance(output, list | tuple):
-        if not all(isinstance(v, str) for v in output):
+    """The reason code for field parts of a wrong shape (see the module docstring)."""
+    for part in (inputs, output):
+        if part is None or isinstance(part, str):
+            continue
+        if not isinstance(part, list | tuple) or not all(isinstance(v, str) for v in part):
             return Reason.UNPARSEABLE.value
-        if len([v for v in output if v.strip()]) > 1:
-            return Reason.MULTIPLE_OUTPUT_FIELDS.value
-    if output is not None and not isinstance(output, str | list | tuple):
-        return Reason.UNPARSEABLE.value
+    if isinstance(output, list | tuple) and len(_names(output)) > 1:
+        return Reason.MULTIPLE_OUTPUT_FIELDS.value
     return None
+
+
+def _names(values: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """The distinct non-blank names of a list of strings, stripped, in order."""
+    return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
 def _field_list(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value.strip(),) if value.strip() else None
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        names = tuple(v.strip() for v in value if v.strip())
-        return names or None
+        return tuple(v.strip() for v in value if v.strip()) or None
     return None
 
 
 def _single_field(value: Any) -> str | None:
-    if isinstance(value, list | tuple) and len(value) == 1:
-        value = value[0]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        names = _names(value)
+        value = names[0] if len(names) == 1 else None
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None

@@ -238,6 +238,10 @@ def discover_step(
         batches.note_adopted(engine, batch_id, {"datasets": adopted.datasets})
         log.warning("run %s adopted %d waiting dataset(s) of earlier runs: %s", req.run_key,
                     len(adopted.datasets), ", ".join(adopted.datasets[:20]))  # fmt: skip
+    if not req.dry_run and settings.retraction_checks_per_run:
+        from dynosaur.retraction import sweep
+
+        log.info("retraction sweep: %s", sweep(settings, engine).to_json())
     return datasets.owned_collect_queue(
         engine, batch_id, explicit=bool(ids), limit=req.max_datasets
     )

@@ -1,7 +1,7 @@
--- selected_instance: the instances of every stored selection, as the collection view shows them,
--- plus the selection's name and each member's rank and score. Task-level members (replay sets)
--- list every instance of the task with the task's rank and score. Re-created after `collection`
--- (views are applied in file order), so `c.*` always expands to its current columns.
+-- selected_instance: the instances of every stored selection, as they were published (columns of
+-- `published_instance`: a member whose source was retracted after the selection was made shows
+-- `retracted_from`), plus the selection's name and each member's rank and score. Task-level
+-- members (replay sets) list every instance of the task with the task's rank and score.
 DROP VIEW IF EXISTS selected_instance CASCADE;
 CREATE VIEW selected_instance AS
 WITH member_instance AS (
@@ -15,13 +15,13 @@ WITH member_instance AS (
     WHERE m.task_id IS NOT NULL
 )
 SELECT
-    c.*,  -- every column of `collection`, whatever it grows to
+    c.*,  -- every column of `published_instance` (retracted_from included)
     s.name AS selection_name,
     mi.rank,
     mi.score
 FROM member_instance mi
 JOIN selection s  ON s.id = mi.selection_id
-JOIN collection c ON c.instance_id = mi.instance_id;
+JOIN published_instance c ON c.instance_id = mi.instance_id;
 
 COMMENT ON VIEW selected_instance IS
     'Instances of each stored selection (selection_name), with the member''s rank and score.';

@@ -54,6 +54,7 @@ def test_jsonl_has_the_original_fields_and_exactly_version_n(
         "tasks": 1,
         "datasets": 1,
         "licenses": {"mit": 10},
+        "retracted_sources": 0,
     }
     assert (tmp_path / "dynosaur-v1.README.md").exists()
     assert not list(tmp_path.glob(".*partial"))

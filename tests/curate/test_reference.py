@@ -17,6 +17,7 @@ from dynosaur.curate.dedup import normalize_instruction
 from dynosaur.emulators.hub import HubEmulator
 from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.pipeline import grow, request_for
+from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from tests.conftest import SHARED_REFERENCE, SHARED_SNAPSHOT
 from tests.curate.factory import live_settings
@@ -39,52 +40,111 @@ def replayed(settings: Settings, store: Engine) -> Iterator[Engine]:
         yield store
 
 
-@pytest.mark.shared_snapshot
-def test_reference_tasks_survive_the_filters(replayed: Engine) -> None:
-    with replayed.connect() as conn:
+def _outputs(value: object) -> tuple[str, ...]:
+    """The output field(s) as written: a name, or a list of names."""
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return (str(value),) if value else ()
+
+
+def _curated(engine: Engine) -> dict[tuple, tuple[str | None, str, str | None]]:
+    """Every stored task by (dataset, normalised instruction, inputs, outputs as written):
+    (config, status, reason). The outputs are read from the proposal's raw text, so a task
+    naming several output fields is found too."""
+    with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT d.dataset_id, c.config_name, t.instruction, t.input_fields, "
-                "t.output_field, t.status, t.reason FROM task t "
+                "SELECT d.dataset_id, c.config_name, t.raw, t.instruction, t.input_fields, "
+                "t.status, t.reason FROM task t "
                 "JOIN dataset_config c ON c.id = t.config_id "
                 "JOIN hub_dataset d ON d.id = c.hub_dataset_id"
             )
         ).all()
-    curated = {
-        (
+    out = {}
+    for r in rows:
+        written = json.loads(r.raw) if r.raw and r.raw.startswith("{") else {}
+        key = (
             r.dataset_id,
             normalize_instruction(r.instruction or ""),
             tuple(r.input_fields or ()),
-            r.output_field,
-        ): (r.config_name, r.status, r.reason)
-        for r in rows
-    }
+            _outputs(written.get("output_field")),
+        )
+        out[key] = (r.config_name, r.status, r.reason)
+    return out
+
+
+# Every reference task that reaches curate and is not kept, with its reason, each a rule of the
+# original (../shared/docs/mission.md). Keyed by (dataset, first 40 characters of the instruction).
+# The 18 proposals naming several output fields (the emulator replays them as the original wrote
+# them): a task has "one field [that] is the output", and "the output must be a scalar".
+MULTIPLE_OUTPUTS = {
+    ("c4", "Given a text, extract the timestamp and "): "multiple_output_fields",
+    ("cosmos_qa", "Given the context and the question, plea"): "multiple_output_fields",
+    ("crd3", "Given a chunk of dialogue, can you predi"): "multiple_output_fields",
+    ("dbpedia_14", "Given a label, please provide the corres"): "multiple_output_fields",
+    ("discofuse", "Given a pair of incoherent and coherent "): "multiple_output_fields",
+    ("duorc", "Given a plot and a title, generate a que"): "multiple_output_fields",
+    ("duorc", "Given a question and answers, generate a"): "multiple_output_fields",
+    ("eu_regulatory_ir", "Given a publication year, please provide"): "multiple_output_fields",
+    ("eu_regulatory_ir", "Given a relevant document, please provid"): "multiple_output_fields",
+    ("lama", "Given a masked sentence and the predicat"): "multiple_output_fields",
+    ("md_gender_bias", "Given a sentence, predict the gender lab"): "multiple_output_fields",
+    ("multidoc2dial", "Given a DMV domain, provide a list of co"): "multiple_output_fields",
+    ("numeric_fused_head", "Identify the numeric fused head in the g"): "multiple_output_fields",
+    ("numeric_fused_head", "Identify the numeric value in the given "): "multiple_output_fields",
+    ("re_dial", "Given a conversation ID, please provide "): "multiple_output_fields",
+    ("sciq", "Given a question and its supporting evid"): "multiple_output_fields",
+    ("sede", "Find the most controversial posts on the"): "multiple_output_fields",
+    ("wiki_split", "Given a complex sentence, the task is to"): "multiple_output_fields",
+}
+EXPECTED_LOSSES: dict[tuple[str, str], str] = {
+    **MULTIPLE_OUTPUTS,
+    # Classification balance: the title is 'Brain' on all 66 sample rows (one class, 100%).
+    ("adversarial_qa", "Given a question and context, predict th"): "imbalanced_labels",
+    # Near-duplicates of another task of the same config and fields (instructions one token
+    # apart). NOT a rule of the original, which removes identical tasks only: these two go away
+    # when curate's de-duplication does the same (issue 14, the FIDELITY branch).
+    ("md_gender_bias", "Given a sentence and its original versio"): "near_duplicate_in_store",
+    ("med_hop", "Fill in the blank with the name of the d"): "near_duplicate_in_store",
+}
+
+
+@pytest.mark.shared_snapshot
+def test_reference_tasks_survive_the_filters(replayed: Engine) -> None:
+    curated = _curated(replayed)
     outcome: Counter[tuple[str, str | None]] = Counter()
+    losses: dict[tuple[str, str], str] = {}
     for ref in _reference():
         key = (
             ref["dataset"],
             normalize_instruction(ref["instruction"]),
             tuple(ref["input_fields"]),
-            ref["output_field"][0],
+            _outputs(ref["output_field"]),
         )
         found = curated.get(key)
-        if found is not None and ref["config"] in (None, found[0]):
-            outcome[(found[1], found[2])] += 1
+        if found is None or ref["config"] not in (None, found[0]):
+            continue  # never reached curate: the config was not collected, or beyond 3 tasks
+        _config, status, reason = found
+        outcome[(status, reason)] += 1
+        if len(ref["output_field"]) > 1:  # never kept, whatever else the task gets right
+            assert (status, reason) == ("rejected", "multiple_output_fields"), ref
+        if status != "valid":
+            losses[(ref["dataset"], ref["instruction"][:40])] = str(reason)
     reached = sum(outcome.values())
-    share = outcome[("valid", None)] / reached
-    # Measured: 323 of 329 (98.2%). The 6 losses, each correct on this data: 3 unknown_field
-    # (wiki_hop / med_hop tasks name 'question'; the snapshot's rows call it 'query'),
-    # 2 near_duplicate_in_store (same config and fields, instructions one token apart: they
-    # would give identical instances), 1 imbalanced_labels (adversarial_qa's title is 'Brain'
-    # on all 66 sample rows).
+    kept = outcome[("valid", None)]
+    print(f"reference tasks reaching curate: {reached}, kept: {kept} ({kept / reached:.1%})")
+    for loss, reason in sorted(losses.items()):
+        print("lost:", reason, loss)
+    # Measured: 311 reach curate, 290 kept (93.2%); of the 293 with one output field, 290 kept
+    # (99.0%), 292 (99.7%) once near-duplicates are no longer rejected.
+    single = reached - sum(1 for k, v in losses.items() if v == "multiple_output_fields")
+    print(f"with one output field: {single}, kept: {kept} ({kept / single:.1%})")
     assert reached >= 300, outcome
-    assert share >= 0.95, outcome
-    assert set(outcome) <= {
-        ("valid", None),
-        ("rejected", "unknown_field"),
-        ("rejected", "near_duplicate_in_store"),
-        ("rejected", "imbalanced_labels"),
-    }, outcome
+    assert kept / single >= 0.98, outcome
+    assert kept / reached >= 0.92, outcome
+    # Every loss is listed with its reason; a loss that goes away is fine (a rule relaxed).
+    unexpected = {k: v for k, v in losses.items() if EXPECTED_LOSSES.get(k) != v}
+    assert not unexpected, unexpected
 
 
 # The defect of an injected task, read from the task itself as the LLM answered it.
@@ -92,6 +152,11 @@ def _defect(item: object, fields: set[str]) -> str | None:
     if not isinstance(item, dict):
         return "unparseable"
     inputs, output = item.get("input_fields") or [], item.get("output_field")
+    outputs = output if isinstance(output, list) else [output]
+    if not all(isinstance(name, str) for name in [*inputs, *outputs]):
+        return "unparseable"
+    if len(set(outputs)) > 1:
+        return "multiple_output_fields"
     if not output:
         return "empty_output_field"
     if any(name not in fields for name in [*inputs, output]):
@@ -143,3 +208,30 @@ def test_every_injected_invalid_task_is_rejected_with_its_reason(
     assert sum(checked.values()) == sum(injected.values()), (checked, injected)
     assert checked["unparseable"] > 0
     assert checked["unknown_field"] and checked["input_is_output"] and checked["empty_output_field"]
+    assert checked["multiple_output_fields"]
+
+
+@pytest.mark.skipif(
+    not hasattr(Reason, "SUSPICIOUS_CONTENT"), reason="curate has no suspicious_content filter yet"
+)
+def test_every_injected_suspicious_task_is_rejected_as_suspicious_content(
+    settings: Settings, store: Engine
+) -> None:
+    """The emulator appends links, instructions to the reader and key-like secrets to a share
+    of its valid tasks, and obeys instructions injected into card text: none may be kept."""
+    with (
+        HubEmulator(now=datetime(2024, 3, 5, tzinfo=UTC)) as hub,
+        LLMEmulator(suspicious_share=0.4, obedient=True, seed=5) as llm,
+    ):
+        grow(
+            live_settings(settings, hub, llm),
+            store,
+            request_for(since="2024-03-01", until="2024-03-05"),
+        )
+        injected = sum(len(e["outcome"].get("suspicious", [])) for e in llm.request_log)
+    marks = ("https://", "http://", "reveal your API key", "sk-proj-")
+    with store.connect() as conn:
+        tasks = conn.execute(sa.text("SELECT instruction, status, reason FROM task")).all()
+    suspicious = [t for t in tasks if t.instruction and any(m in t.instruction for m in marks)]
+    assert injected > 0 and len(suspicious) == injected
+    assert {(t.status, t.reason) for t in suspicious} == {("rejected", "suspicious_content")}

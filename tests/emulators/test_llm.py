@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from dynosaur.emulators.llm import LLMEmulator, count_tokens
+from dynosaur.emulators.tasks import INVALID_KINDS
 from dynosaur.generate.blocks import DatasetBlock, render_block
 
 REVIEWS = DatasetBlock(
@@ -107,7 +108,12 @@ def test_derived_tasks_use_only_fields_of_the_prompted_dataset(llm_emulator: LLM
         None,
         200,
     )
-    assert entry["outcome"] == {"policy": "derive", "tasks": len(tasks), "invalid": []}
+    assert entry["outcome"] == {
+        "policy": "derive",
+        "tasks": len(tasks),
+        "invalid": [],
+        "suspicious": [],
+    }
 
 
 def test_usage_counts_word_and_punctuation_tokens(llm_emulator: LLMEmulator) -> None:
@@ -142,12 +148,12 @@ def test_replay_returns_recorded_tasks_without_the_label_suffix(reference: Path)
         {
             "instruction": "Decide whether the sentences match.",
             "input_fields": ["sentence1", "sentence2"],
-            "output_field": "label",
+            "output_field": ["label"],
         },
         {
             "instruction": "Rewrite the second sentence.",
             "input_fields": ["sentence1"],
-            "output_field": "sentence2",
+            "output_field": ["sentence2"],
         },
     ]
     assert outcome["policy"] == "replay"
@@ -189,9 +195,13 @@ def test_invalid_share_injects_the_invalid_kinds_it_reports() -> None:
                     assert named - set(REVIEWS.fields)
                 elif kind == "output_in_inputs":
                     assert task["output_field"] in task["input_fields"]
+                elif kind == "multiple_outputs":
+                    assert isinstance(task["output_field"], list) and len(task["output_field"]) == 2
+                elif kind == "malformed_fields":
+                    assert any(not isinstance(f, str) for f in task["input_fields"])
                 else:
                     assert kind == "empty_output" and task["output_field"] == ""
-    assert set(kinds) == {"unknown_field", "output_in_inputs", "empty_output", "unparseable"}
+    assert set(kinds) == set(INVALID_KINDS)
 
 
 def test_prompt_without_a_dataset_block_gets_an_empty_list(llm_emulator: LLMEmulator) -> None:

@@ -77,5 +77,5 @@ def test_shared_reference_is_replayed_for_its_datasets() -> None:
         )
     tasks = json.loads(completion.choices[0].message.content)
     assert tasks[0]["input_fields"] == recorded["input_fields"]
-    assert tasks[0]["output_field"] == recorded["output_field"][0]
+    assert tasks[0]["output_field"] == recorded["output_field"]  # as written: a list
     assert "Answers must be one of" not in tasks[0]["instruction"]

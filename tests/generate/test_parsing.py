@@ -179,3 +179,28 @@ def test_field_parts_of_the_wrong_shape_carry_their_reason():
     )
     assert [t.problem for t in answer.tasks] == ["unparseable", "multiple_output_fields", None]
     assert answer.tasks[2].output_field == "y"
+
+
+def test_one_reason_per_cause_of_a_malformed_field_part() -> None:
+    cases = [
+        ({"input_fields": ["x"], "output_field": ["y", "z"]}, "multiple_output_fields", None),
+        ({"input_fields": ["x"], "output_field": ["y", " y "]}, None, "y"),  # one name, twice
+        ({"input_fields": ["x"], "output_field": ["", "y"]}, None, "y"),
+        ({"input_fields": ["x", 3], "output_field": "y"}, "unparseable", "y"),
+        ({"input_fields": [["x"]], "output_field": "y"}, "unparseable", "y"),
+        ({"input_fields": 3, "output_field": "y"}, "unparseable", "y"),
+        ({"input_fields": {"a": "x"}, "output_field": "y"}, "unparseable", "y"),
+        ({"input_fields": ["x"], "output_field": 4}, "unparseable", None),
+        ({"input_fields": ["x"], "output_field": ["y", 4]}, "unparseable", None),
+        ({"input_fields": ["x", 3], "output_field": ["y", "z"]}, "unparseable", None),
+        ({"input_fields": ["x"], "output_field": []}, None, None),  # empty_output_field in curate
+    ]
+    for parts, problem, output in cases:
+        (task,) = parse_answer(json.dumps([{"instruction": "Go.", **parts}])).tasks
+        assert (task.problem, task.output_field) == (problem, output), parts
+
+
+def test_a_string_input_list_is_one_field_name_never_split() -> None:
+    text = json.dumps([{"instruction": "Go.", "input_fields": "a, b", "output_field": "c"}])
+    (task,) = parse_answer(text).tasks
+    assert task.input_fields == ("a, b",) and task.problem is None

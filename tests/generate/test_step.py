@@ -31,7 +31,7 @@ def test_every_config_ends_terminal_and_nothing_is_paid_twice_under_20_percent_f
     store: Engine, settings: Settings, emulator
 ) -> None:
     ids = insert_configs(store, 40)
-    llm = emulator(**FAULTS, retry_after=0.01, seed=7)
+    llm = emulator(**FAULTS, retry_after=0.01, seed=8)  # draws follow the prompts' hashes
     tuned = fast_settings(settings, llm.base_url, llm_timeout_s=0.5)
     summary = generate(tuned, store, ids, run_key="run-1")
 
