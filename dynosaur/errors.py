@@ -101,3 +101,14 @@ class ServiceUnavailable(DynosaurError):
         super().__init__(message)
         self.service = service
         self.deferred = deferred
+
+
+# --- runs: locks and leases (issue 12) ----------------------------------------------------------
+
+
+class LockTimeout(StoreError):
+    """A lock (publishing, migrations) was not granted within the lock timeout."""
+
+
+class RunInProgress(DynosaurError):
+    """Another live process is building this run's batch (its heartbeat is fresh)."""

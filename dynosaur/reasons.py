@@ -91,6 +91,9 @@ class Reason(StrEnum):
     # publish
     EMPTY_BATCH = "empty_batch"
     RUN_FAILED = "run_failed"
+    # runs (issue 12)
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    RUN_ABANDONED = "run_abandoned"
     # retract: why a source's instances were withdrawn from later versions
     SOURCE_WITHDRAWN = "source_withdrawn"
     SOURCE_GATED = "source_gated"
@@ -235,6 +238,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.VALUE_TRUNCATED: (Stage.CURATE, "An input or output was cut at 2,000 characters."),
     Reason.EMPTY_BATCH: (Stage.PUBLISH, "The run found nothing new; no version was published."),
     Reason.RUN_FAILED: (Stage.PUBLISH, "The run failed before publishing; nothing is visible."),
+    Reason.SERVICE_UNAVAILABLE: (
+        Stage.PUBLISH,
+        "The LLM or the Hub could not be reached for the run's work; re-running it after "
+        "recovery completes it.",
+    ),
+    Reason.RUN_ABANDONED: (
+        Stage.PUBLISH,
+        "The process building the batch stopped without a trace (no heartbeat within the lease); "
+        "its work went back to the queues.",
+    ),
     Reason.SOURCE_WITHDRAWN: (
         Stage.RETRACT,
         "The source dataset was deleted or made private (the Hub answers 'not found').",

@@ -238,6 +238,19 @@ class Settings(BaseSettings):
         default=None, description="torch device of embeddings and scoring; unset = cuda if any."
     )
 
+    # --- runs (issue 12) ------------------------------------------------------------------
+    run_lease_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A building batch whose process sent no heartbeat for this long is stale: "
+        "the next run of its key adopts it, any other run releases its work.",
+    )
+    lock_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for the publish and migration locks before a clear error.",
+    )
+
     @field_validator("budget_usd", mode="before")
     @classmethod
     def _negative_budget_is_no_cap(cls, value: object) -> object:

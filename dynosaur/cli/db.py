@@ -33,7 +33,9 @@ def upgrade(
     settings = load_settings()
     engine = get_engine(settings)
     check_connection(engine)
-    applied = schema_upgrade(engine, settings.reader_role, force=force)
+    applied = schema_upgrade(
+        engine, settings.reader_role, force=force, lock_timeout_s=settings.lock_timeout_s
+    )
     if applied:
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}", soft_wrap=True)
     else:

@@ -13,7 +13,9 @@ and writes; :mod:`dynosaur.hub` fills them and never writes SQL itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -27,6 +29,20 @@ from dynosaur.redact import redact
 
 # Statuses of a hub_dataset row that collect may (re)take.
 COLLECTABLE = ("discovered", "deferred")
+
+# The batch that owns the rows discover inserts in this context (see :func:`owned_by`).
+_OWNER: ContextVar[int | None] = ContextVar("dynosaur_dataset_owner", default=None)
+
+
+@contextmanager
+def owned_by(batch_id: int) -> Iterator[None]:
+    """Revisions inserted in this block belong to batch ``batch_id`` from birth, so that runs in
+    parallel (a backfill) never take each other's new datasets."""
+    token = _OWNER.set(batch_id)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
 
 
 def _json(value: Any) -> str | None:
@@ -54,8 +70,9 @@ class NewRevision:
 _INSERT_DATASET = sa.text(
     """
     INSERT INTO hub_dataset (dataset_id, sha, created_at, last_modified, discovered_via,
-                             hub_url, gated, private)
-    VALUES (:dataset_id, :sha, :created_at, :last_modified, :via, :hub_url, :gated, :private)
+                             hub_url, gated, private, batch_id)
+    VALUES (:dataset_id, :sha, :created_at, :last_modified, :via, :hub_url, :gated, :private,
+            :owner)
     ON CONFLICT (dataset_id, sha) DO NOTHING
     RETURNING id
     """
@@ -66,6 +83,7 @@ def insert_revisions(engine: Engine, revisions: Sequence[NewRevision]) -> list[i
     """Insert each revision not stored yet: per item, the new row's id, or None when that
     (dataset_id, sha) was stored before."""
     new: list[int | None] = []
+    owner = _OWNER.get()
     with engine.begin() as conn:
         for item in revisions:
             row = conn.execute(
@@ -79,6 +97,7 @@ def insert_revisions(engine: Engine, revisions: Sequence[NewRevision]) -> list[i
                     "hub_url": item.hub_url,
                     "gated": item.gated,
                     "private": item.private,
+                    "owner": owner,
                 },
             ).first()
             new.append(int(row[0]) if row is not None else None)
@@ -109,6 +128,178 @@ def collect_queue(
         params["limit"] = limit
     with engine.connect() as conn:
         return [int(r[0]) for r in conn.execute(sa.text(query), params)]
+
+
+# --- which run owns which work (issue 12) -------------------------------------------------------
+
+# A row's owner is "alive" while it is a building batch whose holder's heartbeat is within the
+# lease; work of any other owner (none, finished, failed, stale) may be adopted when it is due.
+_OWNER_GONE = """
+    (d.batch_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM batch b WHERE b.id = d.batch_id AND b.status = 'building'
+          AND b.heartbeat_at >= now() - make_interval(secs => :lease)))
+"""
+
+
+def claim_requested(engine: Engine, batch_id: int, ids: Sequence[str], lease_s: float) -> int:
+    """Take for the batch the waiting rows of explicitly requested dataset ids that no live run
+    holds (e.g. discovered earlier by ``dynosaur discover``); how many."""
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"UPDATE hub_dataset d SET batch_id = :b WHERE d.dataset_id = ANY(:ids) "
+                f"AND d.status = ANY(:waiting) AND d.batch_id IS DISTINCT FROM :b "
+                f"AND {_OWNER_GONE} RETURNING d.id"
+            ),
+            {"b": batch_id, "ids": list(ids), "waiting": list(COLLECTABLE), "lease": lease_s},
+        ).all()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """Retryable work a run took over from others: dataset ids to collect, configs to generate,
+    generated configs to curate (each a list of ``dataset_id`` or ``dataset_id/config``)."""
+
+    datasets: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"datasets": self.datasets, "configs": self.configs}
+
+    def __bool__(self) -> bool:
+        return bool(self.datasets or self.configs)
+
+
+def adopt_leftovers(
+    engine: Engine, batch_id: int, lease_s: float, *, due_config_ids: Sequence[int] = ()
+) -> Adopted:
+    """Take for the batch the retryable work no live run holds: datasets waiting to be collected
+    (discovered, or deferred and due), configs waiting for generation among ``due_config_ids``
+    (the generate queue: what is due), and generated configs no batch curated yet."""
+    params = {
+        "b": batch_id,
+        "lease": lease_s,
+        "due": [int(i) for i in due_config_ids],
+    }
+    with engine.begin() as conn:
+        datasets = conn.execute(
+            sa.text(
+                f"""
+                UPDATE hub_dataset d SET batch_id = :b
+                WHERE d.batch_id IS DISTINCT FROM :b AND {_OWNER_GONE}
+                  AND (d.status = 'discovered' OR (d.status = 'deferred'
+                       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())))
+                RETURNING d.dataset_id
+                """
+            ),
+            params,
+        ).scalars()
+        adopted_datasets = sorted(datasets)
+        configs = conn.execute(
+            sa.text(
+                f"""
+                WITH taken AS (
+                    SELECT DISTINCT c.hub_dataset_id FROM dataset_config c
+                    JOIN hub_dataset d ON d.id = c.hub_dataset_id
+                    WHERE d.batch_id IS DISTINCT FROM :b AND {_OWNER_GONE}
+                      AND ((c.status IN ('collected', 'deferred') AND c.id = ANY(:due))
+                           OR (c.status = 'generated' AND c.batch_id IS NULL))
+                ), moved AS (
+                    UPDATE hub_dataset d SET batch_id = :b FROM taken
+                    WHERE d.id = taken.hub_dataset_id RETURNING d.id, d.dataset_id
+                )
+                SELECT m.dataset_id || '/' || c.config_name FROM moved m
+                JOIN dataset_config c ON c.hub_dataset_id = m.id
+                WHERE (c.status IN ('collected', 'deferred') AND c.id = ANY(:due))
+                   OR (c.status = 'generated' AND c.batch_id IS NULL)
+                """
+            ),
+            params,
+        ).scalars()
+        adopted_configs = sorted(configs)
+    return Adopted(adopted_datasets, adopted_configs)
+
+
+def owned_collect_queue(
+    engine: Engine, batch_id: int, *, explicit: bool = False, limit: int | None = None
+) -> list[int]:
+    """The batch's datasets to collect now: discovered ones, and deferred ones that are due (all
+    deferred ones when the run names its ids), oldest discovery first."""
+    with engine.connect() as conn:
+        return [
+            int(r)
+            for r in conn.execute(
+                sa.text(
+                    """
+                    SELECT id FROM hub_dataset WHERE batch_id = :b
+                      AND (status = 'discovered' OR (status = 'deferred'
+                           AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR :x)))
+                    ORDER BY discovered_at, id LIMIT :n
+                    """
+                ),
+                {"b": batch_id, "x": explicit, "n": limit},
+            ).scalars()
+        ]
+
+
+def owned_configs(engine: Engine, batch_id: int, *, statuses: Sequence[str]) -> list[int]:
+    """Configs of the batch's datasets with one of ``statuses``, in id order."""
+    with engine.connect() as conn:
+        return [
+            int(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT c.id FROM dataset_config c JOIN hub_dataset d "
+                    "ON d.id = c.hub_dataset_id WHERE d.batch_id = :b "
+                    "AND c.status = ANY(:s) ORDER BY c.id"
+                ),
+                {"b": batch_id, "s": list(statuses)},
+            ).scalars()
+        ]
+
+
+def owned_dataset_ids(engine: Engine, batch_id: int) -> list[str]:
+    """Hub ids of the datasets a batch owns (tests and the run summary)."""
+    with engine.connect() as conn:
+        return sorted(
+            conn.execute(
+                sa.text("SELECT DISTINCT dataset_id FROM hub_dataset WHERE batch_id = :b"),
+                {"b": batch_id},
+            ).scalars()
+        )
+
+
+def record_rejected_ids(
+    engine: Engine, batch_id: int, rejected: Sequence[tuple[str, str, str]]
+) -> None:
+    """Store explicit dataset ids a run could not take, as (dataset_id, reason, message)."""
+    if not rejected:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO requested_dataset (batch_id, dataset_id, reason, message) "
+                "VALUES (:b, :i, :r, :m) ON CONFLICT (batch_id, dataset_id) DO UPDATE "
+                "SET reason = excluded.reason, message = excluded.message"
+            ),
+            [{"b": batch_id, "i": i, "r": r, "m": m[:2000]} for i, r, m in rejected],
+        )
+
+
+def stored_dataset_ids(engine: Engine, ids: Sequence[str]) -> set[str]:
+    """Which of these Hub dataset ids have a ``hub_dataset`` row."""
+    if not ids:
+        return set()
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text("SELECT DISTINCT dataset_id FROM hub_dataset WHERE dataset_id = ANY(:i)"),
+                {"i": list(ids)},
+            ).scalars()
+        )
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def lock_curation(conn: Connection) -> None:
 
 
 def claim_configs(engine: Engine, batch_id: int) -> list[int]:
-    """Claim every ``generated`` config that no batch holds yet into this batch; their ids.
+    """Claim every ``generated`` config that no batch holds yet into this batch (of the
+    datasets it owns, or that no run owns); their ids.
 
     ``WHERE batch_id IS NULL`` makes a claim happen once: two runs never take the same config.
     """
@@ -70,7 +71,9 @@ def claim_configs(engine: Engine, batch_id: int) -> list[int]:
                 sa.text(
                     "UPDATE dataset_config SET status = 'curated', batch_id = :b, "
                     "updated_at = now() WHERE status = 'generated' AND batch_id IS NULL "
-                    "RETURNING id"
+                    # only the batch's own datasets (runs in parallel keep their days apart)
+                    "AND hub_dataset_id IN (SELECT id FROM hub_dataset "
+                    "WHERE batch_id = :b OR batch_id IS NULL) RETURNING id"
                 ),
                 {"b": batch_id},
             ).scalars()
