@@ -180,7 +180,8 @@ def test_random_per_cluster_baseline_needs_no_scorer_and_matches_cluster_counts(
 
 
 def _theme(instruction: str, words: list[str]) -> TaskRows:
-    return TaskRows(instruction, [(w, w.upper()) for w in words])
+    # The output is never the input itself (curate would reject that as answer_in_input).
+    return TaskRows(instruction, [(w, f"{w[::-1]}-{len(w)}") for w in words])
 
 
 def test_replay_returns_the_new_batch_plus_the_most_diverse_earlier_tasks(
