@@ -32,6 +32,23 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+# Common instruction-tuning benchmarks, under the ids the Hub still resolves; those the shared
+# Hub snapshot holds (the first nine) are indexable offline with the emulator.
+DEFAULT_BENCHMARKS = (
+    "hendrycks_test",  # MMLU (cais/mmlu)
+    "gsm8k:main:test",
+    "hellaswag::validation",
+    "ai2_arc",  # ARC-Challenge and ARC-Easy
+    "truthful_qa",
+    "mbpp:full:test",
+    "winogrande:winogrande_xl:validation",
+    "piqa::validation",
+    "boolq::validation",
+    "openai_humaneval::test",  # HumanEval
+    "lukaemon/bbh::test",  # BIG-Bench Hard
+)
+
+
 def default_data_dir() -> Path:
     """Per-user folder for the embedded Postgres and exports."""
     return Path(platformdirs.user_data_dir("dynosaur", appauthor=False))
@@ -130,6 +147,13 @@ class Settings(BaseSettings):
         "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
     )
 
+    # --- benchmark decontamination ------------------------------------------------------------
+    benchmarks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BENCHMARKS),
+        description="Evaluation datasets kept out of the collection: comma list of "
+        "DATASET[:CONFIG[:SPLIT]] (no config: every config; no split: test and validation).",
+    )
+
     # --- export ------------------------------------------------------------------------------
     export_dir: Path | None = Field(
         default=None,
@@ -176,7 +200,7 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return value  # pydantic reports it
 
-    @field_validator("languages", "export_formats", mode="before")
+    @field_validator("languages", "export_formats", "benchmarks", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):

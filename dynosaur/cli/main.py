@@ -6,6 +6,7 @@ import typer
 
 from dynosaur import __version__
 from dynosaur.cli import airflow_cli, db, emulate
+from dynosaur.cli import benchmarks as benchmarks_cli
 from dynosaur.cli import curate as curate_cli
 from dynosaur.cli import generate as generate_cli
 from dynosaur.cli import hub as hub_cli
@@ -28,6 +29,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(emulate.app, name="emulate")
 app.add_typer(select_cli.app, name="select")
 app.add_typer(airflow_cli.app, name="airflow")
+app.add_typer(benchmarks_cli.app, name="benchmarks")
 curate_cli.register(app)
 hub_cli.register(app)
 generate_cli.register(app)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from dynosaur import decontam
 from dynosaur.curate import dedup
 from dynosaur.curate.filters import Rejection, filter_config_tasks, normalise_fields
 from dynosaur.curate.instances import Construction, build_instances, clean_text
@@ -161,6 +162,7 @@ def curate_configs(conn: Connection, batch_id: int, config_ids: list[int]) -> St
             stored_fps[cand.fingerprint] = cand.id
             near.add(cand.id, cand.keys, cand.shingles)
             built.append((cand, construction))
+    built = decontam.screen(conn, batch_id, built, decisions)  # benchmark_overlap
     task_store.write_decisions(conn, batch_id, decisions)
     n_instances = instance_store.copy_instances(
         conn, batch_id, (_instances(cand, con) for cand, con in built)
