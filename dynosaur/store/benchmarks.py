@@ -136,7 +136,12 @@ def matching(
             "OR benchmark_id = ANY(CAST(:among AS integer[]))) "
             "GROUP BY hash"
         ),
-        {"h": list(hashes), "among": sorted(among) if among is not None else None},
+        # An array literal, not a list: psycopg2 would send ARRAY[...] with one expression per
+        # element, which Postgres parses many times slower than the literal.
+        {
+            "h": "{" + ",".join(map(str, hashes)) + "}",
+            "among": sorted(among) if among is not None else None,
+        },
     )
     return {r.hash: r.b for r in rows}
 
