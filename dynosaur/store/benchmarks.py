@@ -1,8 +1,8 @@
 """The benchmark index: indexed evaluation splits, their 13-gram hashes, and the instances curate
 dropped for sharing one (``benchmark_match``).
 
-A lookup is one index probe per distinct hash of the batch (``hash = ANY(...)`` over the primary
-key), so its cost follows the batch, not the size of the index.
+A lookup is one primary-key probe per distinct hash of the batch (a few thousand hashes per
+statement), so its cost follows the batch, not the index.
 """
 
 from __future__ import annotations
@@ -121,29 +121,35 @@ def has_index(conn: Connection) -> bool:
     return bool(conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM benchmark)")).scalar_one())
 
 
+# Hashes per lookup statement: few enough that Postgres probes the primary key once per hash
+# (a nested loop); for a batch-sized set it would scan the whole table, a cost that grows with it.
+LOOKUP_CHUNK = 5_000
+
+
 def matching(
     conn: Connection, hashes: Sequence[int], among: Iterable[int] | None = None
 ) -> dict[int, int]:
     """hash -> the (lowest) id of a benchmark that has it, for the hashes that any has
     (``among``: only these benchmarks)."""
-    if not hashes:
-        return {}
-    rows = conn.execute(
-        sa.text(
-            "SELECT hash, min(benchmark_id) AS b FROM benchmark_ngram "
-            "WHERE hash = ANY(CAST(:h AS bigint[])) "
-            "AND (CAST(:among AS integer[]) IS NULL "
-            "OR benchmark_id = ANY(CAST(:among AS integer[]))) "
-            "GROUP BY hash"
-        ),
-        # An array literal, not a list: psycopg2 would send ARRAY[...] with one expression per
-        # element, which Postgres parses many times slower than the literal.
-        {
-            "h": "{" + ",".join(map(str, hashes)) + "}",
-            "among": sorted(among) if among is not None else None,
-        },
-    )
-    return {r.hash: r.b for r in rows}
+    wanted = sorted(among) if among is not None else None
+    found: dict[int, int] = {}
+    for start in range(0, len(hashes), LOOKUP_CHUNK):
+        chunk = hashes[start : start + LOOKUP_CHUNK]
+        rows = conn.execute(
+            sa.text(
+                "SELECT n.hash, min(n.benchmark_id) AS b "
+                "FROM unnest(CAST(:h AS bigint[])) AS q (hash) "
+                "JOIN benchmark_ngram n ON n.hash = q.hash "
+                "WHERE CAST(:among AS integer[]) IS NULL "
+                "OR n.benchmark_id = ANY(CAST(:among AS integer[])) "
+                "GROUP BY n.hash"
+            ),
+            # An array literal, not a list: psycopg2 would send ARRAY[...] with one expression
+            # per element, which Postgres parses many times slower than the literal.
+            {"h": "{" + ",".join(map(str, chunk)) + "}", "among": wanted},
+        )
+        found.update((r.hash, r.b) for r in rows)
+    return found
 
 
 def names(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
