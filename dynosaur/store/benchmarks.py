@@ -121,8 +121,7 @@ def has_index(conn: Connection) -> bool:
     return bool(conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM benchmark)")).scalar_one())
 
 
-# Hashes per lookup statement: few enough that Postgres probes the primary key once per hash
-# (a nested loop); for a batch-sized set it would scan the whole table, a cost that grows with it.
+# Hashes per lookup statement (each an array literal of a few tens of KB).
 LOOKUP_CHUNK = 5_000
 
 
@@ -137,12 +136,13 @@ def matching(
         chunk = hashes[start : start + LOOKUP_CHUNK]
         rows = conn.execute(
             sa.text(
-                "SELECT n.hash, min(n.benchmark_id) AS b "
-                "FROM unnest(CAST(:h AS bigint[])) AS q (hash) "
-                "JOIN benchmark_ngram n ON n.hash = q.hash "
-                "WHERE CAST(:among AS integer[]) IS NULL "
-                "OR n.benchmark_id = ANY(CAST(:among AS integer[])) "
-                "GROUP BY n.hash"
+                # LATERAL: one primary-key probe per hash, whatever the table's size (a join
+                # lets the planner hash the whole table when it is small, many times over).
+                "SELECT q.hash, x.b FROM unnest(CAST(:h AS bigint[])) AS q (hash) "
+                "CROSS JOIN LATERAL (SELECT min(n.benchmark_id) AS b FROM benchmark_ngram n "
+                "WHERE n.hash = q.hash AND (CAST(:among AS integer[]) IS NULL "
+                "OR n.benchmark_id = ANY(CAST(:among AS integer[])))) AS x "
+                "WHERE x.b IS NOT NULL"
             ),
             # An array literal, not a list: psycopg2 would send ARRAY[...] with one expression
             # per element, which Postgres parses many times slower than the literal.
