@@ -5,6 +5,11 @@
 2. Near-duplicate check of a 10K-task batch (exact fingerprints + LSH band probes + verification)
    against stores of 100K and 1M valid tasks: it should barely grow.
 3. Export memory: peak resident memory of an export subprocess for 100K and 1M instances.
+4. Exact-duplicate lookup (``--only exact``): a 10K-task batch checked the way curate checks it,
+   chunk by chunk (50 configs x 3 tasks per transaction), fingerprints and keys computed inside
+   the clock, against two stores of 100K and 1M valid tasks, timed alternately (small, large,
+   large, small, small, large: both orders), medians of three; the compact-key lookup curate uses
+   beside the old lookup by hex text as a control.
 
     DYNOSAUR_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/curate.py
@@ -35,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from dynosaur.curate import dedup
 from dynosaur.curate.dedup import NearDuplicateIndex
 from dynosaur.curate.instances import build_instances
+from dynosaur.curate.step import CONFIGS_PER_CHUNK
 from dynosaur.model import FieldInfo
 from dynosaur.store import upgrade
 from dynosaur.store.copy import copy_lines, copy_rows
@@ -341,6 +347,141 @@ def bench_near(engine: Engine, batch_size: int, stores: Sequence[int]) -> dict[s
     return out
 
 
+# --- 4. exact-duplicate lookup ------------------------------------------------------------
+
+TASKS_PER_CONFIG = 3
+
+
+def _batch_tasks(rng: random.Random, size: int, n_planted: int) -> list[tuple[str, str]]:
+    """(dataset id, instruction) of a batch; the first ``n_planted`` repeat stored tasks."""
+    tasks = [
+        (f"bench/ds{i + 1}", f"planted task {i} " + sentence(rng, 8)) for i in range(n_planted)
+    ]
+    tasks += [(f"bench/new{i}", sentence(rng, 12)) for i in range(size - n_planted)]
+    rng.shuffle(tasks)
+    return tasks
+
+
+def exact_store(
+    server: str, size: int, planted: list[tuple[str, str]]
+) -> tuple[Engine, Engine, str]:
+    """A database holding ``size`` valid tasks, the ``planted`` ones among them with their true
+    fingerprints (the others random SHA-256-shaped ones, which index exactly like real ones)."""
+    admin, engine, url = fresh_database(server)
+    configs, gens, batch = scaffold(engine, max(1, size // 1000))
+    rng = random.Random(size)
+    fingerprints = [dedup.fingerprint(d, "default", i, ["text"], "label") for d, i in planted]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for k in range(size):
+            c = k // 1000
+            fp = fingerprints[k] if k < len(fingerprints) else f"{rng.getrandbits(256):064x}"
+            yield (
+                configs[c],
+                gens[c],
+                k % 1000,
+                f"task {k}",
+                _array(["text"]),
+                "label",
+                "valid",
+                fp,
+                batch,
+            )
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")  # no FK checks
+        copy_rows(
+            conn,
+            "task",
+            (
+                "config_id",
+                "generation_id",
+                "position",
+                "instruction",
+                "input_fields",
+                "output_field",
+                "status",
+                "fingerprint",
+                "batch_id",
+            ),
+            rows(),
+        )
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE task")
+    return admin, engine, url
+
+
+def _text_lookup(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
+    """The lookup before 0090, by hex text in the text index (the control)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT fingerprint, id FROM task WHERE status = 'valid' AND fingerprint = ANY(:f)"
+        ),
+        {"f": sorted(set(fingerprints))},
+    ).all()
+    return {fp: i for fp, i in rows}
+
+
+def time_exact(
+    engine: Engine,
+    batch: list[tuple[str, str]],
+    lookup: Callable[[Connection, Sequence[str]], dict[str, int]],
+) -> tuple[float, int]:
+    """Seconds to check the batch chunk by chunk (keys computed inside), and duplicates found."""
+    chunk = CONFIGS_PER_CHUNK * TASKS_PER_CONFIG
+    found = 0
+    # One connection, one transaction per chunk: curate's pooled engine (the bench engine has no
+    # pool, and a new connection per chunk would hide the lookup behind connection set-up).
+    with engine.connect() as conn:
+        start = time.perf_counter()
+        for first in range(0, len(batch), chunk):
+            with conn.begin():
+                fps = [
+                    dedup.fingerprint(d, "default", i, ["text"], "label")
+                    for d, i in batch[first : first + chunk]
+                ]
+                found += len(lookup(conn, fps))
+    return time.perf_counter() - start, found
+
+
+def bench_exact(server: str, batch_size: int, stores: Sequence[int]) -> dict[str, Any]:
+    rng = random.Random(11)
+    n_planted = batch_size // 100
+    batch = _batch_tasks(rng, batch_size, n_planted)
+    planted = sorted((d, i) for d, i in batch if i.startswith("planted task"))
+    planted.sort(key=lambda t: int(t[0].rsplit("ds", 1)[1]))
+    small, large = sorted(stores)[:1] + sorted(stores)[-1:]
+    built = {size: exact_store(server, size, planted) for size in (small, large)}
+    order = [small, large, large, small, small, large]
+    times: dict[str, dict[int, list[float]]] = {"key": {}, "text": {}}
+    found: set[int] = set()
+    try:
+        for size in order:
+            for name, lookup in (("key", stored_fingerprints), ("text", _text_lookup)):
+                seconds, n = time_exact(built[size][1], batch, lookup)
+                times[name].setdefault(size, []).append(seconds)
+                found.add(n)
+    finally:
+        for admin, engine, url in built.values():
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.exec_driver_sql(
+                    f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)'
+                )
+            admin.dispose()
+    out: dict[str, Any] = {
+        "batch": batch_size,
+        "planted": n_planted,
+        "found": sorted(found),
+        "order": order,
+        "runs": times,
+    }
+    for name in ("key", "text"):
+        med = {size: sorted(runs)[1] for size, runs in times[name].items()}
+        out[name] = {"median_s": med, "growth": med[large] / med[small]}
+    return out
+
+
 # --- 3. export memory -------------------------------------------------------------------------
 
 
@@ -478,7 +619,7 @@ def main() -> None:
     parser.add_argument("--stores", default="100000,1000000")
     parser.add_argument("--export-sizes", default="100000,1000000")
     parser.add_argument("--export-formats", default="jsonl,parquet")
-    parser.add_argument("--only", choices=["load", "near", "export"], action="append")
+    parser.add_argument("--only", choices=["load", "near", "export", "exact"], action="append")
     parser.add_argument("--export-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child:
@@ -488,9 +629,23 @@ def main() -> None:
     server = os.environ.get("DYNOSAUR_BENCH_DATABASE_URL") or os.environ.get(
         "DYNOSAUR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    only = set(args.only or ["load", "near", "export"])
+    only = set(args.only or ["load", "near", "export", "exact"])
     results: dict[str, Any] = {}
-    for part in ("load", "near", "export"):
+    if "exact" in only:
+        stores = [int(s) for s in args.stores.split(",")]
+        results["exact"] = r = bench_exact(server, args.batch, stores)
+        small, large = min(stores), max(stores)
+        for name, label in (("key", "compact key (curate)"), ("text", "hex text (control)")):
+            med = r[name]["median_s"]
+            print(
+                f"exact-duplicate lookup, {label}: {r['batch']:,}-task batch in chunks of "
+                f"{CONFIGS_PER_CHUNK * TASKS_PER_CONFIG}: store {small:,} {med[small]:.3f}s, "
+                f"store {large:,} {med[large]:.3f}s, growth x{r[name]['growth']:.2f} "
+                f"(medians of 3, order {r['order']}; duplicates found {r['found']} of "
+                f"{r['planted']})",
+                flush=True,
+            )
+    for part in ("load", "near", "export"):  # "exact" makes its own two databases
         if part not in only:
             continue
         admin, engine, url = fresh_database(server)

@@ -1,23 +1,30 @@
-"""LLM fan-out benchmark: the generate step against the LLM emulator at 200 ms per answer.
+"""LLM fan-out benchmark over real configs: the generate step against the LLM emulator at a fixed
+latency per answer (default 300 ms), measured side by side in one run.
 
-Measured side by side in one run, on a throwaway database:
+Configs come from the real shared Hub snapshot (``../shared/hub-snapshot``): it is discovered and
+collected from the Hub emulator (no latency; not timed) into a throwaway database, and the first
+``--configs`` collected configs (oldest first, default 300) are the workload. Every figure sends
+the very same requests (our prompts for those configs):
 
-1. ``generate`` over N configs (default 500: N generation calls) at the configured concurrency
-   (default 32), end to end: prompts, ledger claims, HTTP, parsing, task rows. Printed as
-   achieved/ideal, where ideal = ceil(N / concurrency) x latency (every wave of requests takes
-   exactly the latency; nothing else costs anything).
-2. The same step with one call at a time, the way the original scripts ran, on a subset (default
-   25 fresh configs), extrapolated linearly to N (every sequential call costs the same). Printed
-   as the speed-up of (1) over it.
-3. Prompt tokens of each prompt kind (the emulator's usage counts, and our local count).
-4. For scale: the same N requests through the LLM client alone (no store, no ledger) at the same
-   concurrency: what the SDK and the emulator reach on this machine right now. The machine's
-   load average is printed too; both ratios drop on a busy machine.
+1. **fan-out**: ``generate()`` in this process at ``--concurrency`` (default 32): prompts, ledger
+   claims, HTTP, parsing, task rows. ``achieved/ideal`` where ideal = ceil(calls / concurrency)
+   x latency (every wave takes exactly the latency and nothing else costs anything); a ratio
+   below 1, higher is better.
+2. **client alone**: the same requests through the LLM client at the same concurrency, no store
+   and no ledger (what the SDK, the transport and the emulator reach on this machine right now).
+   Printed as its own achieved/ideal and as fan-out / client-alone.
+3. **end to end**: ``dynosaur generate --limit N`` in a fresh process (process start, imports,
+   migrations check and the step), against the original's loop: one call at a time with the
+   sync SDK over the same prompts, answers parsed and written to a JSON file (what the original
+   scripts did), measured in full (not extrapolated) and without its process start (in its
+   favour). Printed as a speed-up (original / ours).
 
-The emulator runs in its own process (``dynosaur emulate llm``) as a real endpoint would.
+(1), (2) and (3, ours) are medians of ``--repeat`` runs (default 3); between runs the generated
+state is reset (ledger, generations, tasks; configs back to ``collected``) so every run sends
+every call. The emulators run in their own processes, as real services would.
 
     DYNOSAUR_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/fanout.py
+        .venv/bin/python bench/fanout.py [--configs 300] [--latency 0.3]
 
 The URL names a server (its maintenance database); a database is created and dropped.
 """
@@ -28,39 +35,34 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.generate import generate
-from dynosaur.generate.client import LLMClient
-from dynosaur.generate.cost import count_prompt_tokens, token_method
-from dynosaur.model import FieldInfo
-from dynosaur.settings import Settings
-from dynosaur.store import dispose_engines, open_store
-from dynosaur.store.engine import sqlalchemy_url
-
-FIELDS = [
-    FieldInfo("question", "string"),
-    FieldInfo("context", "string"),
-    FieldInfo("answer", "string"),
-    FieldInfo("label", "class_label", ("negative", "positive")),
-]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
 def throwaway_database(server_url: str) -> Iterator[str]:
     """A new database on the server, dropped afterwards; yields its URL."""
+    from dynosaur.store import dispose_engines
+    from dynosaur.store.engine import sqlalchemy_url
+
     admin = sa.create_engine(
         sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
     )
@@ -76,77 +78,58 @@ def throwaway_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def insert_configs(engine: Engine, n: int, prefix: str) -> list[int]:
-    """``n`` collected configs; every second dataset has a card summary (description-aware)."""
-    datasets = [
-        {
-            "d": f"{prefix}/set-{i}",
-            "url": f"https://huggingface.co/datasets/{prefix}/set-{i}",
-            "summary": (
-                f"Reviews of product {i} with a sentiment label, collected from a shop."
-                if i % 2 == 0
-                else None
-            ),
-        }
-        for i in range(n)
-    ]
-    rows = [
-        {
-            "question": f"Is review {r} of product {{i}} positive?",
-            "context": f"Review {r}: " + "the product arrived on time and works as described " * 4,
-            "answer": "yes" if r % 2 else "no",
-            "label": "positive" if r % 2 else "negative",
-        }
-        for r in range(5)
-    ]
-    with engine.begin() as conn:
-        ids = conn.execute(
-            sa.text(
-                "INSERT INTO hub_dataset (dataset_id, sha, discovered_via, hub_url, summary, "
-                "licenses, languages, status) SELECT x->>'d', 'sha', 'explicit', x->>'url', "
-                "x->>'summary', '{mit}', '{en}', 'collected' "
-                "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS x RETURNING id"
-            ),
-            {"rows": json.dumps(datasets)},
-        ).scalars()
-        return list(
+def serve_hub(options: Any, ready: Any) -> None:
+    """Child process: the Hub emulator until terminated, sending its URL once bound."""
+    from dynosaur.emulators.hub import HubEmulator
+
+    hub = HubEmulator(options)
+    hub.serve_forever(on_ready=lambda: ready.send(hub.url))
+
+
+def collect_snapshot(settings: Any, engine: Engine, snapshot: Path) -> int:
+    """Discover and collect the whole snapshot from a Hub emulator child; collected configs."""
+    from dynosaur.emulators.options import HubOptions
+    from dynosaur.hub import collect, discover
+    from dynosaur.model import Window
+    from dynosaur.store.datasets import collect_queue
+
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    now = datetime.now(UTC).isoformat()
+    server = context.Process(
+        target=serve_hub, args=(HubOptions(snapshot=snapshot, now=now), theirs), daemon=True
+    )
+    server.start()
+    try:
+        if not ours.poll(120):
+            raise RuntimeError("the Hub emulator did not start")
+        url = ours.recv()
+        hub_settings = settings.model_copy(update={"hub_endpoint": url, "viewer_url": url})
+        discover(hub_settings, engine, window=Window.parse("1970-01-01", now))
+        collect(hub_settings, engine, collect_queue(engine))
+    finally:
+        server.terminate()
+        server.join(30)
+    with engine.connect() as conn:
+        return int(
             conn.execute(
-                sa.text(
-                    "INSERT INTO dataset_config (hub_dataset_id, config_name, fields, "
-                    "sample_rows, status) SELECT h, 'default', CAST(:fields AS jsonb), "
-                    "CAST(replace(:rows, '{i}', h::text) AS jsonb), 'collected' "
-                    "FROM unnest(CAST(:ids AS bigint[])) AS h RETURNING id"
-                ),
-                {
-                    "ids": list(ids),
-                    "fields": json.dumps([f.to_json() for f in FIELDS]),
-                    "rows": json.dumps(rows),
-                },
-            ).scalars()
+                sa.text("SELECT count(*) FROM dataset_config WHERE status = 'collected'")
+            ).scalar_one()
         )
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @contextmanager
-def emulator_process(latency: float) -> Iterator[str]:
+def llm_process(latency: float) -> Iterator[str]:
     """``dynosaur emulate llm`` in a child process; yields its base URL once it answers."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "dynosaur.cli.main",
-        "emulate",
-        "llm",
-        "--port",
-        str(port),
-        "--latency",
-        str(latency),
-    ]
+    command = [sys.executable, "-m", "dynosaur.cli.main", "emulate", "llm"]
+    command += ["--port", str(port), "--latency", str(latency)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -165,67 +148,106 @@ def emulator_process(latency: float) -> Iterator[str]:
         child.wait(timeout=30)
 
 
-def timed_run(settings: Settings, engine: Engine, ids: list[int], key: str) -> float:
+def reset(engine: Engine) -> None:
+    """Forget every generation: the next run sends every call again."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM task")
+        conn.exec_driver_sql("DELETE FROM generation")
+        conn.exec_driver_sql("DELETE FROM llm_call")
+        conn.exec_driver_sql(
+            "UPDATE dataset_config SET status = 'collected', reason = NULL, message = NULL, "
+            "notes = '{}' WHERE status IN ('generated', 'failed', 'deferred')"
+        )
+
+
+def fan_out(settings: Any, engine: Engine, ids: list[int]) -> tuple[float, int]:
+    """(seconds, calls sent) of ``generate()`` over ``ids``."""
+    from dynosaur.generate import generate
+
     started = time.perf_counter()
-    summary = generate(settings, engine, ids, run_key=key)
+    summary = generate(settings, engine, ids, run_key=f"bench:{uuid.uuid4().hex[:6]}")
     elapsed = time.perf_counter() - started
-    sent, wanted = summary.figures["calls_succeeded"], len(ids)
-    if sent != wanted:
-        raise RuntimeError(f"{key}: {sent} of {wanted} calls succeeded")
-    return elapsed
+    if summary.figures["generations_succeeded"] != summary.total:
+        raise RuntimeError(f"fan-out: not every config succeeded: {summary.counts}")
+    return elapsed, int(summary.figures["calls_sent"])
 
 
-def client_only(settings: Settings, engine: Engine, n: int) -> float:
-    """Seconds to send ``n`` stored prompts again (fresh messages) through the client alone."""
-    with engine.connect() as conn:
-        prompts = [
-            row.messages
-            for row in conn.execute(
-                sa.text("SELECT messages FROM llm_call ORDER BY id LIMIT :n"), {"n": n}
-            )
-        ]
+def client_alone(settings: Any, requests: list[Any]) -> float:
+    """Seconds to send ``requests`` through the LLM client alone at the same concurrency."""
+    from dynosaur.generate.client import LLMClient
 
     async def run() -> float:
         semaphore = asyncio.Semaphore(settings.llm_concurrency)
         async with LLMClient(settings) as client:
 
-            async def one(i: int) -> None:
-                messages = [*prompts[i % len(prompts)], {"role": "user", "content": f"#{i}"}]
+            async def one(request: Any) -> None:
                 async with semaphore:
-                    await client.complete(settings.llm_model, messages, {"max_tokens": 512})
+                    await client.complete(request.model, request.messages, request.parameters)
 
             started = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(n)))
+            await asyncio.gather(*(one(r) for r in requests))
             return time.perf_counter() - started
 
     return asyncio.run(run())
 
 
-def prompt_tokens(engine: Engine, model: str) -> dict[str, tuple[float, float]]:
-    """Per prompt kind: mean prompt tokens as the endpoint counted them, and as we count."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT g.prompt_kind, c.prompt_tokens, c.messages FROM generation g "
-                "JOIN llm_call c ON c.id = g.llm_call_id"
-            )
-        ).all()
-    out: dict[str, tuple[float, float]] = {}
-    for kind in sorted({r.prompt_kind for r in rows}):
-        mine = [r for r in rows if r.prompt_kind == kind]
-        out[kind] = (
-            statistics.mean(r.prompt_tokens for r in mine),
-            statistics.mean(count_prompt_tokens(r.messages, model) for r in mine),
+def original_loop(base_url: str, requests: list[Any], out: Path) -> float:
+    """The original scripts' way: one request at a time with the sync SDK, each answer parsed and
+    the tasks written to a JSON file at the end. Seconds."""
+    import openai
+
+    from dynosaur.generate.parsing import parse_answer
+
+    client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=2)
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    for request in requests:
+        completion = client.chat.completions.create(
+            model=request.model, messages=list(request.messages), **request.parameters
         )
-    return out
+        text = completion.choices[0].message.content or ""
+        parsed = parse_answer(text, finish_reason=completion.choices[0].finish_reason)
+        results[request.request_hash] = [t.raw for t in parsed.tasks]
+    out.write_text(json.dumps(results))
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed
+
+
+def end_to_end(settings: Any, base_url: str, configs: int, concurrency: int) -> float:
+    """Seconds of ``dynosaur generate --limit configs`` in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNOSAUR_")}
+    env.update(
+        {
+            "DYNOSAUR_DATABASE_URL": str(settings.database_url),
+            "DYNOSAUR_READER_ROLE": settings.reader_role,
+            "DYNOSAUR_LLM_BASE_URL": base_url,
+            "DYNOSAUR_LLM_MODEL": settings.llm_model,
+            "DYNOSAUR_LLM_CONCURRENCY": str(concurrency),
+            "DYNOSAUR_BUDGET_USD": "-1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    command = [sys.executable, "-m", "dynosaur.cli.main", "generate", "--limit", str(configs)]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"dynosaur generate failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
 
 
 def main() -> None:
+    from dynosaur.generate.jobs import plan_jobs
+    from dynosaur.settings import Settings
+    from dynosaur.store import dispose_engines, open_store
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--configs", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--sequential-subset", type=int, default=25)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--snapshot", type=Path, default=REPO.parent / "shared" / "hub-snapshot")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DYNOSAUR_BENCH_DATABASE_URL")
@@ -234,51 +256,70 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database_url:
         sys.exit("set DYNOSAUR_BENCH_DATABASE_URL (a Postgres server URL) or --database-url")
+    if not (args.snapshot / "index.jsonl").is_file():
+        sys.exit(f"no Hub snapshot at {args.snapshot}")
 
-    with throwaway_database(args.database_url) as url, emulator_process(args.latency) as llm:
+    with throwaway_database(args.database_url) as url:
         settings = Settings(
             database_url=url,
             reader_role=f"dynosaur_bench_reader_{uuid.uuid4().hex[:6]}",
-            llm_base_url=llm,
             llm_model="gpt-4o-mini",
             llm_concurrency=args.concurrency,
             budget_usd=None,
         )
         engine = open_store(settings)
         try:
-            fan_ids = insert_configs(engine, args.calls, "fan")
-            seq_ids = insert_configs(engine, args.sequential_subset, "seq")
-            fanned = timed_run(settings, engine, fan_ids, "bench:fan-out")
-            one_at_a_time = settings.model_copy(update={"llm_concurrency": 1})
-            subset = timed_run(one_at_a_time, engine, seq_ids, "bench:sequential")
-            tokens = prompt_tokens(engine, settings.llm_model)
-            transport = client_only(settings, engine, args.calls)
+            collected = collect_snapshot(settings, engine, args.snapshot)
+            with engine.connect() as conn:
+                ids = list(
+                    conn.execute(
+                        sa.text(
+                            "SELECT id FROM dataset_config WHERE status = 'collected' "
+                            "ORDER BY id LIMIT :n"
+                        ),
+                        {"n": args.configs},
+                    ).scalars()
+                )
+            with llm_process(args.latency) as llm:
+                settings = settings.model_copy(update={"llm_base_url": llm})
+                requests = [job.request for job in plan_jobs(settings, engine, ids)]
+                with tempfile.TemporaryDirectory() as folder:
+                    original = original_loop(llm, requests, Path(folder) / "tasks.json")
+                fanned, clients, e2e = [], [], []
+                calls = 0
+                for _ in range(args.repeat):
+                    reset(engine)
+                    seconds, calls = fan_out(settings, engine, ids)
+                    fanned.append(seconds)
+                    clients.append(client_alone(settings, requests))
+                    reset(engine)
+                    e2e.append(end_to_end(settings, llm, len(ids), args.concurrency))
         finally:
             with engine.begin() as conn:
                 conn.exec_driver_sql(f'DROP OWNED BY "{settings.reader_role}"')
                 conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{settings.reader_role}"')
             dispose_engines()
 
-    ideal = math.ceil(args.calls / args.concurrency) * args.latency
-    sequential = subset / args.sequential_subset * args.calls
-    print(f"fan-out: {args.calls} generation calls, {args.latency * 1000:.0f} ms per answer")
+    ideal = math.ceil(calls / args.concurrency) * args.latency
+    fan, alone, ours = (statistics.median(x) for x in (fanned, clients, e2e))
     print(
-        f"  concurrency {args.concurrency}: {fanned:.2f} s "
-        f"(ideal {ideal:.2f} s) -> achieved/ideal = {ideal / fanned:.3f}"
+        f"workload: {len(ids)} real configs of {collected} collected from {args.snapshot.name}, "
+        f"{calls} calls, {args.latency * 1000:.0f} ms per answer, {args.concurrency} in flight; "
+        f"medians of {args.repeat}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+        "cores"
     )
+    print(f"ideal (ceil(calls / concurrency) x latency): {ideal:.2f} s")
+    print(f"fan-out, generate() in process: {fan:.2f} s -> achieved/ideal = {ideal / fan:.3f}")
+    print(f"client alone, same requests:    {alone:.2f} s -> achieved/ideal = {ideal / alone:.3f}")
+    print(f"fan-out / client alone (achieved/ideal ratio): {alone / fan:.3f}")
     print(
-        f"  one call at a time: {subset:.2f} s for {args.sequential_subset} calls, "
-        f"extrapolated to {args.calls}: {sequential:.1f} s"
+        f"end to end, `dynosaur generate` (process start included): {ours:.2f} s; "
+        f"the original's loop (one call at a time, measured): {original:.2f} s "
+        f"-> speed-up {original / ours:.1f}x"
     )
-    print(f"  speed-up at concurrency {args.concurrency}: {sequential / fanned:.1f}x")
-    print(
-        f"  for scale, the client alone (no store): {transport:.2f} s "
-        f"-> achieved/ideal = {ideal / transport:.3f}; load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores"
-    )
-    print(f"prompt tokens per call (endpoint's count / local {token_method(settings.llm_model)}):")
-    for kind, (endpoint, local) in tokens.items():
-        print(f"  {kind}: {endpoint:.0f} / {local:.0f}")
+    print("runs (s): fan-out " + ", ".join(f"{x:.2f}" for x in fanned))
+    print("          client alone " + ", ".join(f"{x:.2f}" for x in clients))
+    print("          end to end " + ", ".join(f"{x:.2f}" for x in e2e))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ Each daily run covers its data interval (the previous UTC day) and goes:
 8. **mark_failed** (teardown: runs last, whatever happened): if a step failed for good, marks
    the batch failed, so nothing of it is ever visible and its configs go to a later run.
 
+A dry run ends in **estimate**: the sum of every generate task's estimate (tokens, calls,
+USD), in its log, its return value and the run's note. Every other run's note (the run's
+**Notes**) holds the batch's figures and the path of the version's growth report, which the
+export DAG writes (`dynosaur report` writes it by hand). A failed run logs one line saying
+where and why, and posts it to the `dynosaur_notify` webhook connection if one is defined.
+
 Trigger it by hand with **Trigger DAG w/ config** to add explicit datasets now, replay another
 window, cap the number of datasets, switch model, or do a dry run (discover and collect, then
 only estimate the LLM's cost; nothing is curated or published).
@@ -38,15 +44,35 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowSkipException
 
-from dynosaur.airflow.dags import INSTRUCTIONS, LLM_POOL, dag_arguments, growth_params
+from dynosaur.airflow.dags import (
+    INSTRUCTIONS,
+    LLM_POOL,
+    dag_arguments,
+    growth_params,
+    on_growth_success,
+)
+
+# The mapped tasks' names in the UI: how many ids a chunk holds and its first and last id.
+_CHUNK = (
+    "{% set c = task.op_kwargs['chunk'] %}{{ c | length }} {{ what }}"
+    "{{ '' if c | length == 1 else 's' }} (ids {{ c[0] }}–{{ c[-1] }})"
+)
 
 
 @dag(
     dag_id="dynosaur_growth",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     params=growth_params(),
+    on_success_callback=on_growth_success,
     **dag_arguments(
-        __doc__, retries=3, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=2)
+        __doc__,
+        description="Daily: new Hub datasets -> LLM-proposed tasks -> curated instances -> "
+        "a new version",
+        tags=["growth", "llm"],
+        retries=3,
+        retry_delay=timedelta(minutes=1),
+        execution_timeout=timedelta(hours=2),
+        dagrun_timeout=timedelta(hours=20),
     ),
 )
 def dynosaur_growth() -> None:
@@ -64,7 +90,7 @@ def dynosaur_growth() -> None:
 
         return discover_chunks(run)
 
-    @task(map_index_template="{{ task.op_kwargs['chunk'] | length }} datasets")
+    @task(map_index_template=_CHUNK.replace("{{ what }}", "dataset"))
     def collect(chunk: list[int], run: dict[str, Any]) -> dict[str, Any]:
         """Collect cards, configs and sample rows for one chunk of datasets."""
         from dynosaur.airflow.tasks import collect_chunk
@@ -78,12 +104,22 @@ def dynosaur_growth() -> None:
 
         return generation_chunks(run)
 
-    @task(pool=LLM_POOL, map_index_template="{{ task.op_kwargs['chunk'] | length }} configs")
+    @task(pool=LLM_POOL, map_index_template=_CHUNK.replace("{{ what }}", "config"))
     def generate(chunk: list[int], run: dict[str, Any]) -> dict[str, Any]:
         """Ask the LLM for tasks for one chunk of configs (ledger first, budget enforced)."""
         from dynosaur.airflow.tasks import generate_chunk
 
         return generate_chunk(run, chunk)
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def estimate(run: dict[str, Any], generated: list[dict[str, Any]]) -> dict[str, Any]:
+        """A dry run's estimate: the sum over every generate task (skipped on real runs)."""
+        from dynosaur.airflow.notes import dry_run_estimate
+
+        total = dry_run_estimate(run, generated, get_current_context())
+        if total is None:
+            raise AirflowSkipException("not a dry run: the LLM was called, nothing to estimate")
+        return total
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def curate(run: dict[str, Any], generated: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -115,10 +151,12 @@ def dynosaur_growth() -> None:
     collected = collect.partial(run=run).expand(chunk=chunks)
     config_chunks = plan_generation(run, collected)
     generated = generate.partial(run=run).expand(chunk=config_chunks)
+    estimate(run, generated)
     curated = curate(run, generated)
     published = publish(run, curated)
-    steps = [run, chunks, collected, config_chunks, generated, curated, published]
-    steps >> mark_failed().as_teardown()
+    # Every failure upstream ends publish (failed, upstream_failed or skipped), so one edge is
+    # enough for the teardown to run last, whatever happened, and the graph stays readable.
+    published >> mark_failed().as_teardown()
 
 
 dynosaur_growth()

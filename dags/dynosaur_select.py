@@ -32,7 +32,14 @@ from dynosaur.airflow.dags import INSTRUCTIONS, dag_arguments, select_params
     schedule=[INSTRUCTIONS],
     params=select_params(),
     **dag_arguments(
-        __doc__, retries=1, retry_delay=timedelta(minutes=2), execution_timeout=timedelta(hours=12)
+        __doc__,
+        description="On every new version: a replay set (or a coreset or learning-percentage "
+        "selection) to train on",
+        tags=["selection"],
+        retries=1,
+        retry_delay=timedelta(minutes=2),
+        execution_timeout=timedelta(hours=12),
+        dagrun_timeout=timedelta(hours=14),
     ),
 )
 def dynosaur_select() -> None:

@@ -198,7 +198,9 @@ async def _index_all(
                 await _index_one(client, engine, spec, result)
             except HubRequestError as exc:
                 result.failed[spec.dataset_id] = exc.reason
-                log.warning("benchmark %s not indexed: %s", spec.dataset_id, exc.reason)
+                # Absent from this Hub (e.g. the emulator's own snapshot): said once, quietly.
+                level = logging.INFO if exc.reason == Reason.NOT_FOUND else logging.WARNING
+                log.log(level, "benchmark %s not indexed: %s", spec.dataset_id, exc.reason)
     return result
 
 

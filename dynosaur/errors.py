@@ -39,6 +39,15 @@ class LLMAuthError(LLMError):
         super().__init__(message, reason="llm_auth_error")
 
 
+class LLMQuotaError(LLMAuthError):
+    """The LLM account has no quota left (``insufficient_quota``): like a rejected key, retrying
+    cannot help and the run must stop."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = "llm_quota_exhausted"
+
+
 # --- ORCH: batches and runs ---------------------------------------------------------------------
 
 
@@ -92,3 +101,14 @@ class ServiceUnavailable(DynosaurError):
         super().__init__(message)
         self.service = service
         self.deferred = deferred
+
+
+# --- runs: locks and leases (issue 12) ----------------------------------------------------------
+
+
+class LockTimeout(StoreError):
+    """A lock (publishing, migrations) was not granted within the lock timeout."""
+
+
+class RunInProgress(DynosaurError):
+    """Another live process is building this run's batch (its heartbeat is fresh)."""

@@ -20,6 +20,14 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
+# Card license values that name no license: the dataset has none we can honour.
+NO_LICENSE_VALUES = frozenset({"", "unknown", "none", "no-license", "noassertion", "n/a"})
+
+
+def usable_licenses(licenses: Iterable[str]) -> list[str]:
+    """The declared licenses that actually name one (``other`` does: a custom license)."""
+    return [lic for lic in licenses if lic.strip().lower() not in NO_LICENSE_VALUES]
+
 
 class LicenseClass(StrEnum):
     """What a license allows, from most to least permissive (value = the code stored in SQL)."""
@@ -74,6 +82,11 @@ _NO_DERIVATIVES = {
     "cc-by-nd-2.0", "cc-by-nd-3.0", "cc-by-nd-4.0", "cc-by-nc-nd-2.0", "cc-by-nc-nd-3.0",
     "cc-by-nc-nd-4.0",
 }  # fmt: skip
+# Creative Commons ids without a version (free text often omits it): the class is the same.
+_PERMISSIVE |= {"cc-by"}
+_SHARE_ALIKE |= {"cc-by-sa"}
+_NON_COMMERCIAL |= {"cc-by-nc", "cc-by-nc-sa"}
+_NO_DERIVATIVES |= {"cc-by-nd", "cc-by-nc-nd"}
 
 _CLASS_OF: dict[str, LicenseClass] = {
     **dict.fromkeys(_PERMISSIVE, LicenseClass.PERMISSIVE),
@@ -93,11 +106,17 @@ def normalize_license(value: str) -> str:
     return text
 
 
+_CC_VERSIONED = re.compile(r"(cc-by(?:-nc)?(?:-nd|-sa)?)-\d(?:\.\d)?")
+
+
 def license_class(license_id: str | None) -> LicenseClass:
     """The class of one license id (``unknown`` for anything not recognised)."""
     if not license_id:
         return LicenseClass.UNKNOWN
-    return _CLASS_OF.get(normalize_license(license_id), LicenseClass.UNKNOWN)
+    normal = normalize_license(license_id)
+    if normal not in _CLASS_OF and (cc := _CC_VERSIONED.fullmatch(normal)):
+        normal = cc.group(1)  # another version of a Creative Commons license: same terms
+    return _CLASS_OF.get(normal, LicenseClass.UNKNOWN)
 
 
 def dataset_license_class(license_ids: Iterable[str]) -> LicenseClass:
@@ -127,3 +146,75 @@ def terms_of(classes: Iterable[LicenseClass]) -> list[str]:
     """What a collection of these classes obliges its users to (one sentence per class beyond
     permissive), most permissive first."""
     return [TERMS[c] for c in sorted(set(classes), key=_RANK.__getitem__)]
+
+
+# --- licenses named in free text (a card's Licensing section, dataset_infos.json) -------------
+
+# Each pattern finds one family; the id is built from its groups. Bounded, case-insensitive.
+_CC_SHORT = re.compile(
+    r"\bcc[\s-]?by((?:[\s-](?:nc|nd|sa)){0,2})(?:[\s-]v?(\d\.\d))?\b", re.IGNORECASE
+)
+_CC_LONG = re.compile(
+    r"creative\s+commons\s+attribution((?:[\s,-]+(?:non-?\s?commercial|share-?\s?alike|"
+    r"no-?\s?deriv\w*)){0,2})(?:[\s,-]+(?:international|generic|unported)?\s*"
+    r"(?:licen[cs]e)?\s*(?:\(cc[^)]{0,20}\))?\s*(?:version\s*|v)?(\d\.\d))?",
+    re.IGNORECASE,
+)
+_CC0 = re.compile(r"\bcc[\s-]?0\b|\bcc[\s-]zero\b|creative\s+commons\s+zero", re.IGNORECASE)
+_MIT = re.compile(
+    r"\bMIT\s+licen[cs]e|licen[cs]ed\s+under\s+(?:the\s+)?MIT\b|\(MIT\)|^\W*MIT\W*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_APACHE = re.compile(r"\bapache(?:\s+licen[cs]e)?,?\s*(?:version\s*|v)?2(?:\.0)?", re.IGNORECASE)
+_GPL = re.compile(
+    r"\b(a|l)?gpl[\s-]?v?(\d(?:\.\d)?)|gnu\s+(affero\s+|lesser\s+)?general\s+public\s+"
+    r"licen[cs]e(?:,?\s*(?:version\s*|v)?(\d(?:\.\d)?))?",
+    re.IGNORECASE,
+)
+_BSD = re.compile(r"\bbsd(?:[\s-](\d)[\s-]clause)?", re.IGNORECASE)
+_ODBL = re.compile(r"\bodbl\b|open\s+database\s+licen[cs]e", re.IGNORECASE)
+_ODC_BY = re.compile(r"\bodc[\s-]by\b|open\s+data\s+commons\s+attribution", re.IGNORECASE)
+_PUBLIC_DOMAIN = re.compile(r"\bpublic\s+domain\b", re.IGNORECASE)
+_MAX_TEXT = 20_000
+
+
+def _cc_id(parts: str, version: str | None) -> str:
+    flags = parts.lower()
+    out = "cc-by"
+    if "nc" in flags or "commercial" in flags:
+        out += "-nc"
+    if "nd" in re.findall(r"nd|sa", flags) or "deriv" in flags:
+        out += "-nd"
+    elif "sa" in re.findall(r"nd|sa", flags) or "alike" in flags:
+        out += "-sa"
+    return f"{out}-{version}" if version else out
+
+
+def licenses_in_text(text: str | None) -> list[str]:
+    """License ids named in free text (``Released under CC BY-SA 4.0`` -> ``cc-by-sa-4.0``),
+    in the order first named; empty when the text names none we recognise."""
+    if not text:
+        return []
+    text = text[:_MAX_TEXT]
+    found: list[tuple[int, str]] = []
+    for match in _CC_LONG.finditer(text):
+        found.append((match.start(), _cc_id(match.group(1) or "", match.group(2))))
+    for match in _CC_SHORT.finditer(text):
+        found.append((match.start(), _cc_id(match.group(1) or "", match.group(2))))
+    found += [(m.start(), "cc0-1.0") for m in _CC0.finditer(text)]
+    found += [(m.start(), "mit") for m in _MIT.finditer(text)]
+    found += [(m.start(), "apache-2.0") for m in _APACHE.finditer(text)]
+    for match in _GPL.finditer(text):
+        prefix = (match.group(1) or match.group(3) or "").strip().lower()
+        kind = {"a": "agpl", "affero": "agpl", "l": "lgpl", "lesser": "lgpl"}.get(prefix, "gpl")
+        version = match.group(2) or match.group(4)
+        if version and "." not in version:
+            version += ".0"
+        found.append((match.start(), f"{kind}-{version}" if version else kind))
+    for match in _BSD.finditer(text):
+        clauses = match.group(1)
+        found.append((match.start(), f"bsd-{clauses}-clause" if clauses else "bsd"))
+    found += [(m.start(), "odbl") for m in _ODBL.finditer(text)]
+    found += [(m.start(), "odc-by") for m in _ODC_BY.finditer(text)]
+    found += [(m.start(), "public-domain") for m in _PUBLIC_DOMAIN.finditer(text)]
+    return list(dict.fromkeys(lic for _, lic in sorted(found)))

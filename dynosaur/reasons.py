@@ -40,7 +40,17 @@ class Reason(StrEnum):
     HUB_ERROR = "hub_error"
     RATE_LIMITED = "rate_limited"
     NO_CONFIGS = "no_configs"
+    LICENSE_NOT_ALLOWED = "license_not_allowed"
     NO_USABLE_CONFIG = "no_usable_config"
+    # collect: the Dataset Viewer's permanent answers, one code per family of its error codes
+    VIEWER_DISABLED = "viewer_disabled"
+    VIEWER_SCRIPT = "viewer_script"
+    VIEWER_BLOCKED = "viewer_blocked"
+    VIEWER_TOO_LARGE = "viewer_too_large"
+    VIEWER_UNSUPPORTED_FEATURES = "viewer_unsupported_features"
+    VIEWER_NOT_SUPPORTED = "viewer_not_supported"
+    VIEWER_DATASET_ERROR = "viewer_dataset_error"
+    VIEWER_STALE_REVISION = "viewer_stale_revision"
     # collect: config level
     CONFIG_CAP = "config_cap"
     TOO_FEW_FIELDS = "too_few_fields"
@@ -48,6 +58,7 @@ class Reason(StrEnum):
     NO_ROWS = "no_rows"
     ROW_VALUES_TRUNCATED = "row_values_truncated"
     TEXT_CLEANED = "text_cleaned"
+    NO_TEXT = "no_text"
     # generate
     BUDGET_EXHAUSTED = "budget_exhausted"
     LLM_AUTH_ERROR = "llm_auth_error"
@@ -59,6 +70,8 @@ class Reason(StrEnum):
     LLM_ERROR = "llm_error"
     RESPONSE_TRUNCATED = "response_truncated"
     NO_TASKS = "no_tasks"
+    LLM_QUOTA_EXHAUSTED = "llm_quota_exhausted"
+    LLM_UNUSABLE_ANSWER = "llm_unusable_answer"
     # curate: task filters, in the order they are applied
     UNPARSEABLE = "unparseable"
     EMPTY_OUTPUT_FIELD = "empty_output_field"
@@ -68,6 +81,8 @@ class Reason(StrEnum):
     DUPLICATE_INSTRUCTION = "duplicate_instruction"
     DUPLICATE_IN_STORE = "duplicate_in_store"
     NEAR_DUPLICATE_IN_STORE = "near_duplicate_in_store"
+    ANSWER_IN_INPUT = "answer_in_input"
+    SUSPICIOUS_CONTENT = "suspicious_content"
     # curate: instance construction
     NON_SCALAR_OUTPUT = "non_scalar_output"
     IMBALANCED_LABELS = "imbalanced_labels"
@@ -76,6 +91,9 @@ class Reason(StrEnum):
     # publish
     EMPTY_BATCH = "empty_batch"
     RUN_FAILED = "run_failed"
+    # runs (issue 12)
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    RUN_ABANDONED = "run_abandoned"
     # retract: why a source's instances were withdrawn from later versions
     SOURCE_WITHDRAWN = "source_withdrawn"
     SOURCE_GATED = "source_gated"
@@ -89,7 +107,10 @@ class Reason(StrEnum):
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.INVALID_ID: (Stage.DISCOVER, "The dataset id is not a valid Hub repo id."),
     Reason.NO_LICENSE: (Stage.COLLECT, "The card declares no license."),
-    Reason.LANGUAGE_NOT_ALLOWED: (Stage.COLLECT, "None of the card's languages is allowed."),
+    Reason.LANGUAGE_NOT_ALLOWED: (
+        Stage.COLLECT,
+        "None of the card's or the configuration's languages is allowed.",
+    ),
     Reason.GATED: (Stage.COLLECT, "The dataset is gated: its files need an accepted agreement."),
     Reason.PRIVATE: (Stage.COLLECT, "The dataset is private."),
     Reason.NOT_FOUND: (Stage.COLLECT, "The Hub does not know this dataset (deleted or renamed)."),
@@ -111,7 +132,47 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.RATE_LIMITED: (Stage.COLLECT, "The Hub kept rate-limiting the requests (HTTP 429)."),
     Reason.NO_CONFIGS: (Stage.COLLECT, "The dataset exposes no configuration with rows."),
     Reason.NO_USABLE_CONFIG: (Stage.COLLECT, "Every configuration of the dataset was skipped."),
+    Reason.VIEWER_DISABLED: (
+        Stage.COLLECT,
+        "The Dataset Viewer is disabled for the dataset (viewer: false in its card, or by Hub).",
+    ),
+    Reason.VIEWER_SCRIPT: (
+        Stage.COLLECT,
+        "The dataset needs a loading script or a manual download; the viewer does not serve it.",
+    ),
+    Reason.VIEWER_BLOCKED: (
+        Stage.COLLECT,
+        "The viewer refuses the dataset: on its block list or tagged not-for-all-audiences.",
+    ),
+    Reason.VIEWER_TOO_LARGE: (
+        Stage.COLLECT,
+        "The dataset exceeds the viewer's limits (configs, splits, files, columns or size).",
+    ),
+    Reason.VIEWER_UNSUPPORTED_FEATURES: (
+        Stage.COLLECT,
+        "None of the dataset's features is of a type the viewer supports.",
+    ),
+    Reason.VIEWER_NOT_SUPPORTED: (
+        Stage.COLLECT,
+        "The viewer does not support the dataset (HTTP 501, another error code).",
+    ),
+    Reason.VIEWER_DATASET_ERROR: (
+        Stage.COLLECT,
+        "The viewer could not process this revision of the dataset (empty, unreadable files...).",
+    ),
+    Reason.VIEWER_STALE_REVISION: (
+        Stage.COLLECT,
+        "The viewer's answer is for an older revision than the one discovered; retried later.",
+    ),
     Reason.CONFIG_CAP: (Stage.COLLECT, "Beyond the cap on configurations per dataset."),
+    Reason.LICENSE_NOT_ALLOWED: (
+        Stage.COLLECT,
+        "The license's class (e.g. no-derivatives, unknown terms) is not one the settings take.",
+    ),
+    Reason.NO_TEXT: (
+        Stage.COLLECT,
+        "No language is declared and the sample rows hold no text to identify one in.",
+    ),
     Reason.TOO_FEW_FIELDS: (Stage.COLLECT, "The rows have at most one field."),
     Reason.MEDIA_FIELD: (Stage.COLLECT, "The rows have an image, audio or video field."),
     Reason.NO_ROWS: (Stage.COLLECT, "No sample rows could be read."),
@@ -136,6 +197,14 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         "The answer stopped at the token limit; the complete tasks in it were kept.",
     ),
     Reason.NO_TASKS: (Stage.GENERATE, "The answer contained no task at all."),
+    Reason.LLM_QUOTA_EXHAUSTED: (
+        Stage.GENERATE,
+        "The LLM account has no quota left (insufficient_quota); a run after a top-up sends it.",
+    ),
+    Reason.LLM_UNUSABLE_ANSWER: (
+        Stage.GENERATE,
+        "Every allowed answer was unusable (not JSON, or cut short without a complete task).",
+    ),
     Reason.UNPARSEABLE: (Stage.CURATE, "The proposal could not be parsed into a task."),
     Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
     Reason.MULTIPLE_OUTPUT_FIELDS: (
@@ -153,6 +222,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         Stage.CURATE,
         "A task of the same dataset with a near-identical instruction is already in the store.",
     ),
+    Reason.ANSWER_IN_INPUT: (
+        Stage.CURATE,
+        "The output equals the whole value of an input field in most sample rows (the task is "
+        "trivial); as a note: such single instances were dropped.",
+    ),
+    Reason.SUSPICIOUS_CONTENT: (
+        Stage.CURATE,
+        "The task's text carries a link, an instruction to the reader or a secret-like string "
+        "that its source rows do not contain.",
+    ),
     Reason.NON_SCALAR_OUTPUT: (Stage.CURATE, "The output field holds lists or dicts."),
     Reason.IMBALANCED_LABELS: (
         Stage.CURATE,
@@ -162,6 +241,16 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.VALUE_TRUNCATED: (Stage.CURATE, "An input or output was cut at 2,000 characters."),
     Reason.EMPTY_BATCH: (Stage.PUBLISH, "The run found nothing new; no version was published."),
     Reason.RUN_FAILED: (Stage.PUBLISH, "The run failed before publishing; nothing is visible."),
+    Reason.SERVICE_UNAVAILABLE: (
+        Stage.PUBLISH,
+        "The LLM or the Hub could not be reached for the run's work; re-running it after "
+        "recovery completes it.",
+    ),
+    Reason.RUN_ABANDONED: (
+        Stage.PUBLISH,
+        "The process building the batch stopped without a trace (no heartbeat within the lease); "
+        "its work went back to the queues.",
+    ),
     Reason.SOURCE_WITHDRAWN: (
         Stage.RETRACT,
         "The source dataset was deleted or made private (the Hub answers 'not found').",

@@ -12,8 +12,9 @@ What counts, as the Hub shows it to us:
   apart) -> ``source_withdrawn``;
 - gated now -> ``source_gated``;
 - the card declares licenses that differ from those collected and whose class is not allowed
-  (:mod:`dynosaur.licenses`) -> ``license_withdrawn``. A card that declares none is not taken as
-  a change: the collected license may have come from a fallback.
+  (``DYNOSAUR_LICENSE_CLASSES``, :mod:`dynosaur.licenses`) -> ``license_withdrawn``. A card
+  that declares none is not taken as a change: the collected license may have come from a
+  fallback.
 
 Anything else (network errors, 5xx, rate limits) leaves the source unretracted and due again.
 A retraction applies from the next version on: published versions keep their rows.
@@ -27,7 +28,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.licenses import DEFAULT_ALLOWED, LicenseClass, dataset_license_class
+from dynosaur.licenses import (
+    DEFAULT_ALLOWED,
+    LicenseClass,
+    dataset_license_class,
+    usable_licenses,
+)
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from dynosaur.store import retractions
@@ -86,7 +92,9 @@ def check_source(
         return Reason.SOURCE_WITHDRAWN
     if getattr(info, "gated", False):
         return Reason.SOURCE_GATED
-    declared = _licenses(getattr(info, "card_data", None))
+    # `unknown` on the card names no license: a collected one came from a fallback (the
+    # Licensing section, dataset_infos.json) and still holds.
+    declared = tuple(usable_licenses(_licenses(getattr(info, "card_data", None))))
     changed = bool(declared) and set(declared) != set(source.licenses)
     if changed and dataset_license_class(declared) not in set(allowed):
         return Reason.LICENSE_WITHDRAWN
@@ -98,7 +106,7 @@ def sweep(
     engine: Engine,
     *,
     limit: int | None = None,
-    allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED,
+    allowed: Iterable[LicenseClass] | None = None,
 ) -> SweepResult:
     """Recheck up to ``limit`` (default ``settings.retraction_checks_per_run``) sources of the
     collection, the longest unchecked first; retract those the Hub no longer allows us."""
@@ -111,7 +119,7 @@ def sweep(
     if not due:
         return result
     api = make_api(settings)
-    allowed = frozenset(allowed)
+    allowed = frozenset(settings.allowed_license_classes if allowed is None else allowed)
     for source in due:
         outcome = check_source(api, source, allowed)
         result.checked += 1

@@ -25,6 +25,9 @@ from huggingface_hub.utils import parse_ratelimit_headers
 
 T = TypeVar("T")
 
+# One generator for every call's jitter: seeding a new one per call costs an os.urandom read.
+_RNG = random.Random()
+
 
 class Failure(Exception):
     """One failed attempt, classified by the client that made it.
@@ -94,7 +97,7 @@ async def call_with_retries(
     ``classify`` turns an exception into a :class:`Failure`, or None for exceptions that are bugs
     (raised at once, untouched). Raises the last :class:`Failure`, its ``attempts`` set.
     """
-    rng = rng or random.Random()
+    rng = rng or _RNG
     count = 0
 
     async def once() -> T:

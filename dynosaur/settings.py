@@ -14,6 +14,8 @@ import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dynosaur.licenses import LicenseClass, parse_classes
+
 
 class ModelPrice(BaseModel):
     """USD per million tokens for one model."""
@@ -22,14 +24,11 @@ class ModelPrice(BaseModel):
     output: float = Field(ge=0)
 
 
-# Public list prices (USD per 1M tokens) at the time of writing; override with DYNOSAUR_LLM_PRICES.
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-3.5-turbo": ModelPrice(input=0.50, output=1.50),
-    "gpt-4o-mini": ModelPrice(input=0.15, output=0.60),
-    "gpt-4o": ModelPrice(input=2.50, output=10.00),
-    "gpt-4.1-mini": ModelPrice(input=0.40, output=1.60),
-    "gpt-4.1-nano": ModelPrice(input=0.10, output=0.40),
-}
+def _default_prices() -> dict[str, ModelPrice]:
+    """The built-in price table (dynosaur.generate.cost.PRICES, with its source and date)."""
+    from dynosaur.generate.cost import PRICES
+
+    return dict(PRICES)
 
 
 # Common instruction-tuning benchmarks, under the ids the Hub still resolves; those the shared
@@ -87,6 +86,15 @@ class Settings(BaseSettings):
         description="Allowed card languages; empty list allows every language.",
     )
     max_configs_per_dataset: int = Field(default=10, ge=1)
+    allow_code: bool = Field(
+        default=True,
+        description="Datasets whose card declares the language `code` (source code) are kept.",
+    )
+    license_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["permissive", "share-alike", "non-commercial"],
+        description="License classes that enter the collection (comma list of permissive, "
+        "share-alike, non-commercial, no-derivatives, unknown); others are skipped at collect.",
+    )
     sample_rows: int = Field(default=100, ge=1, le=100)
     max_value_chars: int = Field(
         default=10_000, ge=100, description="Longer row values are truncated at collect."
@@ -108,6 +116,21 @@ class Settings(BaseSettings):
     max_card_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Larger cards are cut (noted card_too_large)."
     )
+    hub_quota_api: int | None = Field(
+        default=None,
+        ge=0,
+        description="Hub API requests per quota window we send at most (unset: the Hub's "
+        "documented quota, 500 anonymous, 1000 with a token; 0: no pacing).",
+    )
+    hub_quota_resolvers: int | None = Field(
+        default=None,
+        ge=0,
+        description="File downloads (/resolve/) per quota window (unset: 3000 anonymous, "
+        "5000 with a token; 0: no pacing).",
+    )
+    hub_quota_window_s: int = Field(
+        default=300, ge=1, description="The Hub's quota window (5 minutes) until it says another."
+    )
 
     # --- LLM ---------------------------------------------------------------------------------
     llm_base_url: str = "https://api.openai.com/v1"
@@ -122,7 +145,7 @@ class Settings(BaseSettings):
         default=False,
         description="Ask for a JSON schema response (only endpoints that support it).",
     )
-    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
     tasks_per_config: int = Field(default=3, ge=1, le=10)
     budget_usd: float | None = Field(
         default=5.0, description="Spend cap per run in USD; empty or negative = no cap."
@@ -138,6 +161,40 @@ class Settings(BaseSettings):
         description="auto: description-aware prompt when the card has a summary, else unaware; "
         "both: also the unaware prompt for configs with a summary.",
     )
+    llm_max_deferrals: int = Field(
+        default=5,
+        ge=1,
+        description="Runs that retry a prompt whose calls failed transiently (unreachable, "
+        "timeouts, 5xx, 429) before its config fails with that reason.",
+    )
+    llm_defer_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Wait before a transiently failed prompt is due again (doubles per run); "
+        "0: due at the next run.",
+    )
+    llm_max_unusable: int = Field(
+        default=3,
+        ge=1,
+        description="Answers per prompt that may be unusable (not JSON, cut short) before its "
+        "config fails with llm_unusable_answer.",
+    )
+    llm_reasoning_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["o1", "o3", "o4", "gpt-5"],
+        description="Model-name families that take max_completion_tokens and no temperature.",
+    )
+    llm_token_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto",
+        description="auto: max_completion_tokens for reasoning-family models, else max_tokens.",
+    )
+    llm_reasoning_max_tokens: int = Field(
+        default=4096,
+        ge=16,
+        description="Output allowance of reasoning-family models (their reasoning counts).",
+    )
+    llm_reasoning_effort: str | None = Field(
+        default=None, description="reasoning_effort sent to reasoning-family models (e.g. low)."
+    )
 
     # --- retraction -------------------------------------------------------------------------
     retraction_checks_per_run: int = Field(
@@ -152,6 +209,21 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_BENCHMARKS),
         description="Evaluation datasets kept out of the collection: comma list of "
         "DATASET[:CONFIG[:SPLIT]] (no config: every config; no split: test and validation).",
+    )
+
+    # --- curate ------------------------------------------------------------------------------
+    answer_in_input_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A task whose output equals the whole value of an input field in more than "
+        "this share of its sample rows is rejected (answer_in_input).",
+    )
+    near_duplicates: Literal["flag", "reject"] = Field(
+        default="flag",
+        description="Near-duplicate tasks (same config and fields, instruction Jaccard >= 0.8): "
+        "flag keeps them valid with a note (the original removed only identical tasks); reject "
+        "rejects them (near_duplicate_in_store).",
     )
 
     # --- export ------------------------------------------------------------------------------
@@ -190,6 +262,19 @@ class Settings(BaseSettings):
         default=None, description="torch device of embeddings and scoring; unset = cuda if any."
     )
 
+    # --- runs (issue 12) ------------------------------------------------------------------
+    run_lease_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A building batch whose process sent no heartbeat for this long is stale: "
+        "the next run of its key adopts it, any other run releases its work.",
+    )
+    lock_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for the publish and migration locks before a clear error.",
+    )
+
     @field_validator("budget_usd", mode="before")
     @classmethod
     def _negative_budget_is_no_cap(cls, value: object) -> object:
@@ -200,12 +285,26 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return value  # pydantic reports it
 
-    @field_validator("languages", "export_formats", "benchmarks", mode="before")
+    @field_validator(
+        "languages", "export_formats", "llm_reasoning_models", "benchmarks", mode="before"
+    )
     @classmethod
     def _split_languages(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("license_classes", mode="before")
+    @classmethod
+    def _split_license_classes(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("license_classes")
+    @classmethod
+    def _known_license_classes(cls, value: list[str]) -> list[str]:
+        return sorted(c.value for c in parse_classes(value))  # ValueError names unknown ones
 
     @field_validator("hub_endpoint", "viewer_url", "llm_base_url")
     @classmethod
@@ -222,6 +321,11 @@ class Settings(BaseSettings):
         password = urlsplit(self.database_url).password if self.database_url else None
         register = [s.get_secret_value() for s in (self.llm_api_key, self.hub_token) if s]
         redact.register(*register, password)
+
+    @property
+    def allowed_license_classes(self) -> frozenset[LicenseClass]:
+        """The license classes that enter the collection."""
+        return parse_classes(self.license_classes)
 
     @property
     def export_root(self) -> Path:

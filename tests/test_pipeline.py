@@ -102,3 +102,23 @@ def test_the_request_travels_as_json_unchanged() -> None:
         tasks_per_config=2, budget_usd=0.5, dry_run=True, dag_run_id="run-1",
     )  # fmt: skip
     assert RunRequest.from_json(req.to_json()) == req
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"window_start": 20240301, "window_end": "2024-03-02"}, "invalid window"),
+        ({"max_datasets": "many"}, "max datasets must be a number"),
+        ({"max_datasets": 2.5}, "whole number"),
+        ({"budget_usd": "lots"}, "the budget must be a number"),
+        ({"dataset_ids": 42}, "dataset ids must be a list"),
+    ],
+)
+def test_a_rest_conf_of_the_wrong_types_is_a_usage_error(params: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        trigger(params, interval=DAY)
+
+
+def test_a_rest_conf_may_give_numbers_as_text_and_ids_as_one_string() -> None:
+    req = trigger({"max_datasets": "5", "budget_usd": "0.5", "dataset_ids": "org/b, org/a"})
+    assert (req.max_datasets, req.budget_usd, req.dataset_ids) == (5, 0.5, ["org/a", "org/b"])

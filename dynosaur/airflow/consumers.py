@@ -7,12 +7,19 @@ its settings from the Airflow connections and calls the library.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dynosaur.airflow.connections import settings_and_store
 from dynosaur.errors import UsageError
 from dynosaur.progress import LogProgress
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from dynosaur.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +53,59 @@ def _version(engine: Any, *candidates: int | None) -> int:
     return latest
 
 
-def export_version(version: int | None) -> list[dict[str, Any]]:
-    """Export one published version (default: the latest) in every configured format into
-    ``<export_dir>/v<N>/``; writing the same version again replaces its files."""
-    from dynosaur.export import FORMATS, export
+def export_version(version: int | None, licenses: str | None = None) -> list[dict[str, Any]]:
+    """Export what one published version (default: the latest) added, in every configured
+    format, into ``<export_dir>/v<N>/`` with the manifest of the files making up version N
+    (:mod:`dynosaur.export.delta`); ``licenses`` (``permissive,share-alike``) restricts the
+    files to those license classes. Writing the same version again replaces its files."""
+    from dynosaur.export.delta import publish_export
 
     settings, engine = settings_and_store()
     version = _version(engine, version)
-    unknown = sorted(set(settings.export_formats) - set(FORMATS))
-    if unknown:
-        raise UsageError(
-            f"DYNOSAUR_EXPORT_FORMATS has unknown format(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(FORMATS)}"
+    manifest = publish_export(
+        settings, engine, version, licenses=licenses or None, progress=LogProgress()
+    )
+    written = []
+    for fmt, entries in manifest["formats"].items():
+        latest = entries[-1]
+        log.info("exported version %s as %s to %s", version, fmt, latest["path"])
+        written.append(
+            {
+                "format": fmt,
+                "path": str(settings.export_root / latest["path"]),
+                "version": version,
+                "instances": latest["instances"],
+                "files": len(entries),
+            }
         )
     folder = settings.export_root / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    # The first format's file is pushed when a repo is set (one commit per version, tag vN).
-    push_with = settings.export_formats[0] if settings.export_push_repo else None
-    for fmt in settings.export_formats:
-        out = folder / "hf" if fmt == "hf" else folder  # a folder: files named after the version
+    if settings.export_push_repo:
+        written.append(push_version(settings, engine, version, folder))
+    from dynosaur.report import write_report  # the version's growth report beside its files
+
+    report = write_report(engine, folder, version)
+    log.info("wrote the growth report of version %s to %s", version, report)
+    written.append({"format": "report", "path": str(report), "version": version})
+    return written
+
+
+def push_version(settings: Settings, engine: Engine, version: int, folder: Path) -> dict[str, Any]:
+    """Push the whole of version ``version`` to ``DYNOSAUR_EXPORT_PUSH_REPO`` (one commit tagged
+    ``v<N>``; nothing when the tag exists): a pushed revision is complete, not a delta."""
+    from dynosaur.export import export
+
+    with tempfile.TemporaryDirectory(prefix="dynosaur-push-", dir=folder) as stage:
         result = export(
             settings,
             engine,
-            fmt=fmt,
-            out=out,
+            fmt="parquet",
+            out=Path(stage),
             version=version,
             progress=LogProgress(),
-            push_to_hub=settings.export_push_repo if fmt == push_with else None,
+            push_to_hub=settings.export_push_repo,
         )
-        if result.pushed_to:
-            log.info("pushed version %s to %s", version, result.pushed_to)
-        log.info("exported version %s as %s to %s", version, fmt, result.path)
-        written.append(
-            {"format": fmt, "path": str(result.path), "version": version, **result.figures}
-        )
-    return written
+    log.info("pushed version %s to %s", version, result.pushed_to)
+    return {"format": "hub", "path": result.pushed_to, "version": version}
 
 
 # The selection form's fields, per method, as the library's keyword arguments.
@@ -133,13 +157,16 @@ def select_for_version(params: Mapping[str, Any], version: int | None) -> dict[s
     return {"name": result.selection.name, "version": chosen, "summary": summary}
 
 
-def export_selection(name: str) -> dict[str, Any]:
-    """Export a stored selection as JSONL into ``<export_dir>/selections/``."""
+def export_selection(name: str, licenses: str | None = None) -> dict[str, Any]:
+    """Export a stored selection as JSONL into ``<export_dir>/selections/`` (only the license
+    classes ``licenses`` names, when given)."""
     from dynosaur.export import export
 
     settings, engine = settings_and_store()
     folder = settings.export_root / "selections"
     folder.mkdir(parents=True, exist_ok=True)
-    result = export(settings, engine, fmt="jsonl", out=folder, selection=name)
+    result = export(
+        settings, engine, fmt="jsonl", out=folder, selection=name, licenses=licenses or None
+    )
     log.info("exported selection %s to %s", name, result.path)
     return {"name": name, "path": str(result.path), **result.figures}

@@ -45,23 +45,48 @@ def log_worker(context: Any) -> None:
     logging.getLogger("dynosaur.dag").info("%s runs on worker %s", ti.task_id, ti.hostname)
 
 
+def on_run_failure(context: Any) -> None:
+    """Failure callback of every DAG: one summary line, the webhook if configured, the note."""
+    from dynosaur.airflow.notes import on_run_failure as callback
+
+    callback(context)
+
+
+def on_growth_success(context: Any) -> None:
+    """Success callback of the growth DAG: the run note with the batch's figures."""
+    from dynosaur.airflow.notes import on_run_success
+
+    on_run_success(context)
+
+
+OWNER = "dynosaur"
+
+
 def dag_arguments(
     doc_md: str | None,
     *,
+    description: str,
+    tags: list[str],
     retries: int,
     retry_delay: timedelta,
     execution_timeout: timedelta,
+    dagrun_timeout: timedelta,
 ) -> dict[str, Any]:
-    """The ``@dag`` arguments every Dynosaur DAG shares, with its own retries and time limits:
-    one run at a time, no catchup, retries that back off exponentially (at most 30 minutes
-    apart) except for errors retrying cannot fix."""
+    """The ``@dag`` arguments every Dynosaur DAG shares, with its own description, tags, retries
+    and time limits: one run at a time, no catchup, retries that back off exponentially (at most
+    30 minutes apart) except for errors retrying cannot fix, a run that takes longer than
+    ``dagrun_timeout`` fails, and a failed run logs one line (and notifies, if configured)."""
     return {
         "start_date": pendulum.datetime(2024, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_runs": 1,
         "doc_md": doc_md,
-        "tags": ["dynosaur"],
+        "description": description,
+        "tags": ["dynosaur", *tags],
+        "dagrun_timeout": dagrun_timeout,
+        "on_failure_callback": on_run_failure,
         "default_args": {
+            "owner": OWNER,
             "retries": retries,
             "retry_delay": retry_delay,
             "retry_exponential_backoff": 2.0,
@@ -78,8 +103,8 @@ def growth_params() -> dict[str, Param]:
     :func:`dynosaur.pipeline.request_from_trigger`), plus the chunk size of the mapped tasks."""
     return {
         "dataset_ids": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
             title="Dataset ids",
             description="Hub dataset ids to add now (e.g. org/name); bypasses the listing. The "
@@ -131,7 +156,7 @@ def growth_params() -> dict[str, Param]:
         ),
         "dry_run": Param(
             False,
-            type="boolean",
+            type=["null", "boolean"],
             title="Dry run",
             description="Discover and collect as usual, estimate the tokens and cost of "
             "generation without calling the LLM; curate and publish nothing.",

@@ -95,9 +95,42 @@ def _airflow(args: list[str], env: dict[str, str], what: str) -> None:
         raise UsageError(f"{what} failed (airflow {' '.join(args)}): " + " | ".join(tail))
 
 
-def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int = LLM_SLOTS) -> None:
-    """Migrate the metadata database and create the ``llm`` pool (both idempotent)."""
+# The options of airflow.cfg that must say what the home runs (the environment sets them too,
+# but the `airflow` CLI run by hand on the home reads only the file).
+CONFIG_KEYS = (
+    ("core", "dags_folder", "AIRFLOW__CORE__DAGS_FOLDER"),
+    ("core", "load_examples", "AIRFLOW__CORE__LOAD_EXAMPLES"),
+    ("core", "dags_are_paused_at_creation", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"),
+    ("database", "sql_alchemy_conn", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"),
+)
+
+
+def write_config(home: Path, env: dict[str, str]) -> Path:
+    """Make ``<home>/airflow.cfg`` match the home's environment (our DAG folder, no examples,
+    its metadata database, paused or not), so ``AIRFLOW_HOME=<home> airflow ...`` by hand sees
+    the same Airflow. Other options (Airflow's own defaults, a user's edits) are kept."""
+    import configparser
+
+    path = home / "airflow.cfg"
+    config = configparser.ConfigParser(interpolation=None)
+    if path.exists():
+        config.read(path, encoding="utf-8")
+    for section, key, variable in CONFIG_KEYS:
+        if variable in env:
+            if not config.has_section(section):
+                config.add_section(section)
+            config.set(section, key, env[variable])
     home.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        config.write(out)
+    return path
+
+
+def prepare_home(home: Path, env: dict[str, str], *, llm_slots: int = LLM_SLOTS) -> None:
+    """Write the home's airflow.cfg, migrate the metadata database and create the ``llm`` pool
+    (all idempotent)."""
+    home.mkdir(parents=True, exist_ok=True)
+    write_config(home, env)
     _airflow(["db", "migrate"], env, "migrating Airflow's metadata database")
     _airflow(
         ["pools", "set", LLM_POOL, str(llm_slots), "LLM calls of dynosaur_growth"],

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from dynosaur.airflow import setup
+from dynosaur.airflow.notes import API_CONN_ID
 from dynosaur.errors import UsageError
 from dynosaur.settings import Settings
 
@@ -107,6 +108,15 @@ def run_standalone(
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+            # Run notes go through the REST API (DAG callbacks run without metadata access).
+            f"AIRFLOW_CONN_{API_CONN_ID.upper()}": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"http://localhost:{port}",
+                    "login": ADMIN,
+                    "password": password,
+                }
+            ),
         }
         say(f"preparing {home} (metadata database, llm pool) …")
         setup.prepare_home(home, env)

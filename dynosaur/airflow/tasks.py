@@ -8,11 +8,13 @@ task rebuilds its settings from the Airflow connections (:mod:`dynosaur.airflow.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from dynosaur.airflow.connections import settings_and_store
 from dynosaur.errors import UsageError
@@ -23,6 +25,37 @@ log = logging.getLogger(__name__)
 MAX_CHUNKS = 200  # keep mapped task counts far below Airflow's max_map_length (1024)
 
 Run = Mapping[str, Any]  # the XCom of `start`: request, batch_id, already_done, chunk_size
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def no_retry_on_usage(func: Callable[P, R]) -> Callable[P, R]:
+    """A :class:`UsageError` (bad window, dates, ids in the trigger form or REST conf) fails the
+    task at once with its message: retrying cannot fix the input."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"invalid run request: {exc}") from None
+
+    return wrapper
+
+
+@contextmanager
+def _beating(run: Run) -> Iterator[tuple[Any, Any]]:
+    """Settings and store for a task of the run, with the batch's heartbeat kept fresh while
+    the task works (so no other run takes the batch over meanwhile)."""
+    from dynosaur.pipeline.run import heartbeat
+
+    settings, engine = settings_and_store()
+    with heartbeat(engine, run["batch_id"], _request(run), settings.run_lease_s):
+        yield settings, engine
 
 
 def chunked(ids: Sequence[int], size: int, max_chunks: int = MAX_CHUNKS) -> list[list[int]]:
@@ -56,14 +89,16 @@ def _nothing_to_do(run: Run, step: str) -> bool:
     return False
 
 
+@no_retry_on_usage
 def start_run(context: Mapping[str, Any]) -> dict[str, Any]:
     """Build the run request and open the run's batch (or find it finished: then every later
-    task does nothing, and re-running an interval adds nothing)."""
+    task does nothing, and re-running an interval adds nothing). An invalid request fails the
+    task at once, without retries."""
     from dynosaur import pipeline
 
     req = request_from_context(context)
-    _, engine = settings_and_store()
-    started = pipeline.begin_run(engine, req)
+    settings, engine = settings_and_store()
+    started = pipeline.begin_run(engine, req, lease_s=settings.run_lease_s)
     return {
         "request": req.to_json(),
         "batch_id": started.batch_id,
@@ -78,8 +113,8 @@ def discover_chunks(run: Run) -> list[list[int]]:
 
     if _nothing_to_do(run, "discover"):
         return []
-    settings, engine = settings_and_store()
-    ids = pipeline.discover_step(settings, engine, _request(run))
+    with _beating(run) as (settings, engine):
+        ids = pipeline.discover_step(settings, engine, _request(run), batch_id=run["batch_id"])
     log.info("%d datasets to collect", len(ids))
     return chunked(ids, run["chunk_size"])
 
@@ -88,8 +123,8 @@ def collect_chunk(run: Run, chunk: Sequence[int]) -> dict[str, Any]:
     """Collect one chunk; returns its summary as JSON."""
     from dynosaur import pipeline
 
-    settings, engine = settings_and_store()
-    return pipeline.collect_step(settings, engine, list(chunk)).to_json()
+    with _beating(run) as (settings, engine):
+        return pipeline.collect_step(settings, engine, list(chunk)).to_json()
 
 
 def generation_chunks(run: Run) -> list[list[int]]:
@@ -98,8 +133,10 @@ def generation_chunks(run: Run) -> list[list[int]]:
 
     if _nothing_to_do(run, "plan_generation"):
         return []
-    settings, engine = settings_and_store()
-    ids = pipeline.generate_queue_step(settings, engine, _request(run))
+    with _beating(run) as (settings, engine):
+        ids = pipeline.generate_queue_step(
+            settings, engine, _request(run), batch_id=run["batch_id"]
+        )
     log.info("%d configs to generate tasks for", len(ids))
     return chunked(ids, run["chunk_size"])
 
@@ -108,8 +145,8 @@ def generate_chunk(run: Run, chunk: Sequence[int]) -> dict[str, Any]:
     """Generate tasks for one chunk of configs; returns its summary as JSON."""
     from dynosaur import pipeline
 
-    settings, engine = settings_and_store()
-    return pipeline.generate_step(settings, engine, list(chunk), _request(run)).to_json()
+    with _beating(run) as (settings, engine):
+        return pipeline.generate_step(settings, engine, list(chunk), _request(run)).to_json()
 
 
 def curate_batch(run: Run) -> dict[str, Any] | None:
@@ -119,8 +156,8 @@ def curate_batch(run: Run) -> dict[str, Any] | None:
 
     if _nothing_to_do(run, "curate"):
         return None
-    settings, engine = settings_and_store()
-    summary = pipeline.curate_step(settings, engine, _request(run), run["batch_id"])
+    with _beating(run) as (settings, engine):
+        summary = pipeline.curate_step(settings, engine, _request(run), run["batch_id"])
     return summary.to_json() if summary is not None else None
 
 
@@ -132,8 +169,10 @@ def publish_batch(run: Run) -> dict[str, Any] | None:
 
     if _nothing_to_do(run, "publish"):
         return None
-    _, engine = settings_and_store()
-    figures = pipeline.publish_step(engine, _request(run), run["batch_id"])
+    settings, engine = settings_and_store()
+    figures = pipeline.publish_step(
+        engine, _request(run), run["batch_id"], lock_timeout_s=settings.lock_timeout_s
+    )
     if figures is None or figures.get("version") is None:
         log.info("batch %s publishes no new version", run["batch_id"])
         return None

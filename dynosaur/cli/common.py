@@ -24,21 +24,75 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Set by the root command's --verbose: expected failures then also show their traceback.
+VERBOSE = False
+
+
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn library errors into one red line and exit status 1 instead of a traceback."""
+    """Turn expected failures into one red line saying what to do, and a non-zero exit status
+    instead of a traceback (``dynosaur -v`` shows the traceback too)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except DynosaurError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-        except ValidationError as exc:
-            err_console.print(f"[bold red]invalid setting:[/] {exc}")
-            raise typer.Exit(2) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            line, code = explain(exc)
+            if line is None:
+                raise
+            if VERBOSE:
+                err_console.print_exception(show_locals=False)
+            err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True, highlight=False)
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+def explain(exc: BaseException) -> tuple[str | None, int]:
+    """One line (with what to do) and an exit status for an expected failure (1; 2 for an
+    invalid setting); (None, 1) for anything else, which is a bug and keeps its traceback."""
+    from dynosaur.errors import LockTimeout, ServiceUnavailable
+    from dynosaur.redact import redact
+
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    module = type(exc).__module__
+    first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    if isinstance(exc, ServiceUnavailable):
+        what = {"llm": "the LLM endpoint", "hub": "the Hub"}.get(exc.service, exc.service)
+        return (
+            f"{what} could not be reached: {first}. Nothing is lost: run the same command "
+            "again once it is back, and it completes the run.",
+            1,
+        )
+    if isinstance(exc, LockTimeout) or (module.startswith("yoyo") and "LockTimeout" in names):
+        return f"{first} (lock timeout: wait for the other process, then run again)", 1
+    if isinstance(exc, UsageError):
+        return f"{first} (see --help)", 1
+    if isinstance(exc, DynosaurError):
+        return first, 1
+    if isinstance(exc, ValidationError):
+        return f"invalid setting: {redact(str(exc))}", 2
+    if module.startswith("sqlalchemy") or module.startswith("psycopg2"):
+        orig = getattr(exc, "orig", None) or exc
+        detail = redact(str(orig).strip().splitlines()[0] if str(orig).strip() else first)
+        if "ArgumentError" in names:
+            return (
+                "DYNOSAUR_DATABASE_URL is not a valid database URL "
+                "(expected postgresql://USER@HOST:PORT/DATABASE, with an optional :PASSWORD)",
+                1,
+            )
+        if "OperationalError" in names or "InterfaceError" in names:
+            return (
+                f"the store could not be reached or was lost: {detail}. Check "
+                "DYNOSAUR_DATABASE_URL and that Postgres runs, then run again (finished work "
+                "is kept).",
+                1,
+            )
+    if "ConnectError" in names or "APIConnectionError" in names or "ConnectTimeout" in names:
+        return f"a service could not be reached ({first}): check the network, then run again", 1
+    return None, 1
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -54,7 +108,9 @@ def store(settings: Settings) -> Engine:
 
 
 def setup_logging(verbose: bool) -> None:
-    """Log to stderr: INFO with --verbose, WARNING otherwise."""
+    """Log to stderr: INFO with --verbose, WARNING otherwise (and remember --verbose)."""
+    global VERBOSE
+    VERBOSE = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -63,7 +63,7 @@ def publish(run_key: str | None = RUN_KEY, batch: int | None = BATCH) -> None:
     settings = load_settings()
     engine = store(settings)
     target = manual_batch(engine, run_key=run_key, batch_id=batch, create=False)
-    done = publish_batch(engine, target.id)
+    done = publish_batch(engine, target.id, lock_timeout_s=settings.lock_timeout_s)
     shown = f"version {done.version}" if done.version else f"{done.status} ({done.reason})"
     console.print(f"batch {done.id} ({done.run_key}): {shown}")
     figures = {k: v for k, v in done.figures.items() if not isinstance(v, dict)}
@@ -103,8 +103,6 @@ def grow(
     from dynosaur.pipeline import grow as grow_run
     from dynosaur.pipeline import request_for
 
-    settings = load_settings()
-    engine = store(settings)
     request = request_for(
         since=since,
         until=until,
@@ -116,7 +114,9 @@ def grow(
         budget_usd=budget,
         dry_run=dry_run,
         run_key=run_key,
-    )
+    )  # checked before the store is opened: bad input fails at once
+    settings = load_settings()
+    engine = store(settings)
     console.print(f"run {request.run_key}")
     with BarProgress() as progress:
         result = grow_run(settings, engine, request, progress=progress)
@@ -124,6 +124,11 @@ def grow(
         print_summary(StepSummary.from_json(step))
     shown = {k: v for k, v in result.items() if k != "steps" and not isinstance(v, dict | list)}
     console.print(table("run", ["figure", "value"], shown.items()))
+    for kind, items in (result.get("adopted") or {}).items():  # leftovers of earlier runs
+        if items:
+            console.print(f"adopted {len(items)} {kind} left by earlier runs: {', '.join(items)}")
+    for released in result.get("released") or []:
+        console.print(f"released stale batch {released}: its work went back to the queues")
 
 
 def export(
@@ -136,6 +141,12 @@ def export(
     push_to_hub: str | None = typer.Option(
         None, help="Also upload to this Hub dataset repo (needs DYNOSAUR_HUB_TOKEN)."
     ),
+    licenses: str | None = typer.Option(
+        None,
+        help="Only these license classes (comma list of permissive, share-alike, "
+        "non-commercial, no-derivatives, unknown); the card states their terms.",
+    ),
+    delta: bool = typer.Option(False, help="Only the rows version N added."),
 ) -> None:
     """Export version N of the collection (default: the latest) or a stored selection.
 
@@ -144,6 +155,7 @@ def export(
     not grow with the size of the export.
 
     Example: dynosaur export --version 3 --format parquet --out dynosaur-v3.parquet
+    Example: dynosaur export --licenses permissive,share-alike
     """
     from dynosaur.export import export as run_export
 
@@ -159,14 +171,18 @@ def export(
             selection=selection,
             push_to_hub=push_to_hub,
             progress=progress,
+            licenses=licenses,
+            delta=delta,
         )
     console.print(f"wrote {result.source} to {result.path}", soft_wrap=True)
-    figures: dict[str, Any] = {k: v for k, v in result.figures.items() if k != "licenses"}
+    figures: dict[str, Any] = {
+        k: v for k, v in result.figures.items() if k not in ("licenses", "license_classes")
+    }
     if result.pushed_to:
         figures["pushed to"] = result.pushed_to
     console.print(table("export", ["figure", "value"], figures.items()))
-    licenses = result.figures.get("licenses", {})
-    console.print(table("licenses", ["license", "instances"], licenses.items()))
+    by_license = result.figures.get("licenses", {})
+    console.print(table("licenses", ["license", "instances"], by_license.items()))
 
 
 def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest first.")) -> None:
@@ -177,7 +193,7 @@ def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest fi
     from dynosaur.pipeline import status as collection_status
 
     settings = load_settings()
-    now = collection_status(store(settings), batches_shown=limit)
+    now = collection_status(store(settings), batches_shown=limit, lease_s=settings.run_lease_s)
     latest = now.latest_version
     console.print(f"latest version: {latest if latest is not None else 'none published yet'}")
     columns = ["batch", "version", "status", "run key", "datasets", "configs", "valid", "rejected"]
@@ -197,3 +213,10 @@ def status(limit: int = typer.Option(10, min=1, help="Batches to show, newest fi
     console.print(
         table("store", ["rows", "status", "count"], [(r.what, r.status, r.count) for r in now.rows])
     )
+    for stale in now.stale:
+        console.print(
+            f"[yellow]stale:[/] batch {stale.id} ({stale.run_key}) is building without a live "
+            f"process (holder {stale.holder or '-'}, last heartbeat "
+            f"{stale.heartbeat_at or '-'}): the next run of its key adopts it, any other run "
+            "releases it"
+        )

@@ -33,9 +33,11 @@ def upgrade(
     settings = load_settings()
     engine = get_engine(settings)
     check_connection(engine)
-    applied = schema_upgrade(engine, settings.reader_role, force=force)
+    applied = schema_upgrade(
+        engine, settings.reader_role, force=force, lock_timeout_s=settings.lock_timeout_s
+    )
     if applied:
-        console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+        console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}", soft_wrap=True)
     else:
         console.print("schema already up to date")
     _print_status(engine)
@@ -59,8 +61,8 @@ def _print_status(engine) -> None:
     console.print(f"store: {info.url}", soft_wrap=True)
     console.print(f"schema version: {info.version or 'empty (run: dynosaur db upgrade)'}")
     if info.pending:
-        console.print(f"[yellow]pending migrations:[/] {', '.join(info.pending)}")
+        console.print(f"[yellow]pending migrations:[/] {', '.join(info.pending)}", soft_wrap=True)
     if info.table_counts:
         console.print(table("rows", ["table", "rows"], info.table_counts.items()))
     if info.views:
-        console.print(f"views: {', '.join(info.views)}")
+        console.print(f"views: {', '.join(info.views)}", soft_wrap=True)

@@ -48,7 +48,7 @@ def generate_command(
 
     Example: dynosaur generate --limit 100 --budget 0.50
     """
-    from dynosaur.generate import generate, generate_queue
+    from dynosaur.store import generations
 
     settings = load_settings(llm_model=model)
     engine = store(settings)
@@ -56,11 +56,13 @@ def generate_command(
     if given is not None:
         config_ids = given[:limit] if limit else given
     else:
-        config_ids = generate_queue(settings, engine, limit=limit)
+        config_ids = generations.queue(engine, limit=limit)
     key = run_key or "manual:generate:" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if not config_ids:
+    if not config_ids:  # answered before the LLM client and the step are imported
         console.print("no config is waiting for task generation")
         return
+    from dynosaur.generate import generate
+
     console.print(
         f"{'estimating' if dry_run else 'generating'} tasks for {len(config_ids)} config(s) "
         f"with {settings.llm_model} (run {key})"

@@ -108,13 +108,16 @@ def coreset(
     category: str | None = CATEGORY,
     clusters: int | None = CORESET_CLUSTERS,
     refine: bool = typer.Option(
-        True, help="Move each k-center pick to the centre of the cell it covers."
+        False,
+        help="Move each k-center pick to the centre of the cell it covers (lower mean "
+        "distance to a pick, higher max distance).",
     ),
     seed: int = SEED,
     name: str | None = NAME,
     replace: bool = REPLACE,
 ) -> None:
-    """The coreset: k-means on instance embeddings, then k-center greedy inside each cluster.
+    """The coreset: k-means on instance embeddings, then k-center greedy from the clusters'
+    centres (covers: the largest distance to a pick is kept small).
 
     Embeddings are computed once per instance and kept, so version N+1 embeds only what is new.
 

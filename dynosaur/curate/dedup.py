@@ -13,7 +13,13 @@ different datasets, so neither check is global:
   bigram sets have Jaccard similarity >= 0.8 (:data:`NEAR_THRESHOLD`). Candidates come from
   MinHash LSH band keys kept in Postgres (``task_lsh``, migration 0003), so a batch costs index
   probes in proportion to its own size; every candidate is verified by the exact Jaccard of the two
-  instructions before a task is rejected (:class:`NearDuplicateIndex`).
+  instructions (:class:`NearDuplicateIndex`). The original removed only identical tasks, so by
+  default a near-duplicate stays valid, flagged (a note on the task, the ``near_duplicates``
+  figure of the step); ``DYNOSAUR_NEAR_DUPLICATES=reject`` rejects it. A task whose input or
+  output fields differ from its match is never a near-duplicate: the fields are in the scope.
+
+Exact lookups probe ``task.fingerprint_key`` (the fingerprint's first 64 bits, migration 0090)
+and verify the whole fingerprint of what they find.
 
 The dataset revision is not part of either key: a new revision of a dataset proposing the same task
 again adds nothing.

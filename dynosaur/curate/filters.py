@@ -4,7 +4,10 @@
 2. ``empty_output_field``: the task names no output field.
 3. ``unknown_field``: an input or output field is not a field of the config's rows.
 4. ``input_is_output``: the output field is also an input field.
-5. ``duplicate_instruction``: another task of the same config (the original's "dataset", its
+5. content checks that need the config's sample rows, given by the caller (curate passes
+   ``suspicious_content``, :mod:`dynosaur.curate.suspicious`, then ``answer_in_input``,
+   :mod:`dynosaur.curate.leakage`);
+6. ``duplicate_instruction``: another task of the same config (the original's "dataset", its
    ``task_name``) already has the same normalised instruction; the first one is kept.
 
 The store-wide checks (identical task, near-duplicate) need the store: :mod:`dynosaur.curate.step`
@@ -92,9 +95,14 @@ TASK_FILTERS: tuple[tuple[Reason, Callable[[Task, Collection[str]], Rejection | 
 
 
 def filter_config_tasks(
-    tasks: Sequence[Task], field_names: Collection[str]
+    tasks: Sequence[Task],
+    field_names: Collection[str],
+    content_checks: Sequence[Callable[[Task], Rejection | None]] = (),
 ) -> dict[int, Rejection]:
     """Apply the validity filters to the tasks of one config; returns ``task id -> rejection``.
+
+    ``content_checks`` run, in order, on the tasks that passed the field filters and before the
+    duplicate-instruction check (a rejected task never takes an instruction's place).
 
     Tasks are taken in the given order (generation, then position in the LLM's answer): of two
     tasks with the same normalised instruction the first that passed the earlier filters is kept.
@@ -107,6 +115,10 @@ def filter_config_tasks(
         rejection = next(
             (r for _, check in TASK_FILTERS if (r := check(task, field_names)) is not None), None
         )
+        if rejection is None:
+            rejection = next(
+                (r for check in content_checks if (r := check(task)) is not None), None
+            )
         if rejection is None:
             assert task.instruction is not None  # check_parseable passed
             key = normalize_instruction(task.instruction)

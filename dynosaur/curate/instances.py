@@ -3,8 +3,9 @@
 Pure functions, no I/O. The rules, as the mission states them:
 
 * input: the single input field's value as it is; several fields become ``field is 'value'. ``
-  each; a list field whose name contains "choice" becomes ``A. 'x', B. 'y'.`` (other lists:
-  ``'x', 'y'``; dicts: JSON);
+  each; a list field whose name contains "choice" becomes ``A. 'x', B. 'y'.``, and so does such
+  a field holding a dict of parallel lists (``{"text": [...], "label": [...]}``: the given
+  letters are kept) (other lists: ``'x', 'y'``; dicts: JSON);
 * output: scalars only; a task whose output field holds lists or dicts is rejected
   (``non_scalar_output``); ClassLabel values are their names;
 * input and output are cut at 2,000 characters; NUL bytes, other control characters and invalid
@@ -13,7 +14,8 @@ Pure functions, no I/O. The rules, as the mission states them:
 * classification: when the output takes at most 10 distinct values over the rows, the task is
   kept only if the majority value is at most 70% of the rows (two values) or 50% (one value, or
   three and more); when every label is at most 15 characters the instruction gets
-  `` Answers must be one of <labels>.`` (samples under 10 rows: see :func:`classify`);
+  `` Answers must be one of <labels>.`` (judged on every sample row with an output, before
+  de-duplication; samples under 10 rows: see :func:`classify`);
 * a task that yields no instance is rejected (``no_instances``).
 """
 
@@ -37,7 +39,7 @@ MAX_CLASSES = 10
 MAX_LABEL_CHARS = 15
 BINARY_MAJORITY = 0.7
 MULTICLASS_MAJORITY = 0.5
-# Fewer usable rows than this say nothing about an output's label distribution.
+# Fewer sample rows (with an output) than this say nothing about an output's label distribution.
 MIN_LABEL_ROWS = 10
 
 # Postgres text cannot hold NUL; other C0 controls (but tab, newline, carriage return) are noise.
@@ -111,7 +113,8 @@ def render_value(name: str, value: Any, info: FieldInfo | None = None) -> tuple[
     """Text of one input value and whether it is a scalar (quoted when fields are combined).
 
     Lists of scalars: ``A. 'x', B. 'y'`` when the field name contains "choice", else
-    ``'x', 'y'``; anything else nested is JSON. None when the value is missing or empty.
+    ``'x', 'y'``; a "choice" dict of parallel lists: its options lettered
+    (:func:`dict_options`); anything else nested is JSON. None when the value is missing or empty.
     """
     if value.__class__ is str:
         text = value.strip()
@@ -127,9 +130,44 @@ def render_value(name: str, value: Any, info: FieldInfo | None = None) -> tuple[
             return ", ".join(f"{_letter(i)}. '{item}'" for i, item in enumerate(items)), False
         return ", ".join(f"'{item}'" for item in items), False
     if isinstance(value, dict):
-        return (_json(value), False) if value else None
+        if not value:
+            return None
+        options = dict_options(value, labels) if "choice" in name.casefold() else None
+        if options is not None:
+            return options, False
+        return _json(value), False
     scalar = scalar_text(value, labels)
     return (scalar, True) if scalar else None
+
+
+# Keys of a dict-of-lists choices value (``{"text": [...], "label": [...]}``, the shape of
+# CommonsenseQA, ARC, OpenBookQA): which list holds the options and which their letters.
+_OPTION_KEYS = ("text", "texts", "choice", "choices", "option", "options", "answer", "answers")
+_LETTER_KEYS = ("label", "labels", "letter", "letters", "key", "keys")
+_MAX_LETTER_CHARS = 5  # given letters longer than this are not letters ("A", "1", "(a)")
+
+
+def dict_options(value: Mapping[str, Any], labels: Sequence[str] | None = None) -> str | None:
+    """``A. 'x', B. 'y'`` for a dict of parallel lists whose options list is known by its key
+    (the given letters are used when the dict has them and they are short), else None."""
+    lists = {str(k).casefold(): v for k, v in value.items() if isinstance(v, list)}
+    key = next((k for k in _OPTION_KEYS if k in lists), None)
+    if key is None or not lists[key]:
+        return None
+    items = [scalar_text(item, labels) for item in lists[key]]
+    if any(item is None for item in items):
+        return None
+    letters = [_letter(i) for i in range(len(items))]
+    given_key = next((k for k in _LETTER_KEYS if k in lists), None)
+    if given_key is not None:
+        given = [scalar_text(item) for item in lists[given_key]]
+        if (
+            len(given) == len(items)
+            and all(g and len(g) <= _MAX_LETTER_CHARS for g in given)
+            and len(set(given)) == len(given)
+        ):
+            letters = [str(g) for g in given]
+    return ", ".join(f"{letter}. '{item}'" for letter, item in zip(letters, items, strict=True))
 
 
 def render_input(
@@ -184,10 +222,13 @@ def classify(
 ) -> tuple[tuple[str, ...] | None, Rejection | None]:
     """Label space of a classification output (None if not one) or why it is too imbalanced.
 
-    The mission's rule (at most 10 distinct outputs; majority at most 70% for two labels, 50%
-    otherwise) is meant for samples of up to 100 rows. Below :data:`MIN_LABEL_ROWS` rows a
-    distribution says nothing (one row always has one distinct value): only a ClassLabel output,
-    whose label space the features state, is then classification, and balance is not judged.
+    ``outputs``: the output of every sample row that has one (the original judged the rows, not
+    the de-duplicated instances). The mission's rule: at most 10 distinct outputs make a
+    classification task, kept only if its majority value is at most 70% of the rows (two values)
+    or 50% (one value, or three and more). A sample of fewer than :data:`MIN_LABEL_ROWS` rows
+    says nothing about a distribution (one row always has one distinct value): only a ClassLabel
+    output, whose label space the features state, is then classification, and balance is not
+    judged.
     """
     counts = Counter(outputs)
     if not counts:
@@ -231,6 +272,7 @@ def build_instances(
             ),
         )
     built: list[Instance] = []
+    outputs: list[str] = []  # every row's output: classification is judged on the sample rows
     seen: set[tuple[str, str]] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -247,6 +289,7 @@ def build_instances(
             )
         if output is None:
             continue
+        outputs.append(_cut(output, set()))
         text = render_input(input_fields, row, fields)
         if text is None:
             continue
@@ -262,7 +305,7 @@ def build_instances(
                 f"none of {len(rows)} sample row(s) gave a non-empty input and output",
             ),
         )
-    labels, rejection = classify([i.output for i in built], out_info)
+    labels, rejection = classify(outputs, out_info)
     if rejection is not None:
         return Construction(base, rejection=rejection)
     final = base

@@ -12,13 +12,14 @@ valid task committed before them. Every statement is in :mod:`dynosaur.store.tas
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from dynosaur import decontam
-from dynosaur.curate import dedup
+from dynosaur.curate import dedup, leakage, suspicious
 from dynosaur.curate.filters import Rejection, filter_config_tasks, normalise_fields
 from dynosaur.curate.instances import Construction, build_instances, clean_text
 from dynosaur.licenses import dataset_license_class
@@ -35,6 +36,24 @@ from dynosaur.store.tasks import ConfigRow, Decision
 log = logging.getLogger(__name__)
 
 CONFIGS_PER_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class CurateRules:
+    """The curate step's settings: the leak share above which a task is ``answer_in_input``, and
+    whether a near-duplicate (same config and fields, instruction Jaccard >= 0.8) is rejected
+    or, as the original (which removed only identical tasks) would have it, kept and flagged."""
+
+    answer_in_input_share: float = leakage.DEFAULT_SHARE
+    reject_near_duplicates: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CurateRules:
+        """The rules that ``settings`` state."""
+        return cls(
+            answer_in_input_share=settings.answer_in_input_share,
+            reject_near_duplicates=settings.near_duplicates == "reject",
+        )
 
 
 @dataclass(frozen=True)
@@ -113,13 +132,14 @@ def curate(
         raise BatchStateError(f"batch {batch_id} is {batch.status}: open it again to rebuild it")
     claimed = task_store.claim_configs(engine, batch_id)
     todo = task_store.configs_to_curate(engine, batch_id)
+    rules = CurateRules.from_settings(settings)
     summary.figures.update(configs_claimed=len(claimed), configs=len(todo), instances=0)
     progress.start(len(todo), "curate")
     for start in range(0, len(todo), configs_per_chunk):
         chunk = todo[start : start + configs_per_chunk]
         with engine.begin() as conn:
             task_store.lock_curation(conn)
-            part = curate_configs(conn, batch_id, chunk)
+            part = curate_configs(conn, batch_id, chunk, rules)
         summary.merge(part)
         status = summary.by_status()
         progress.advance(
@@ -133,17 +153,37 @@ def curate(
     return summary
 
 
-def curate_configs(conn: Connection, batch_id: int, config_ids: list[int]) -> StepSummary:
+def curate_configs(
+    conn: Connection, batch_id: int, config_ids: list[int], rules: CurateRules | None = None
+) -> StepSummary:
     """Decide every proposed task of these configs and load the instances, in ``conn``'s
-    transaction (the caller holds the curate lock)."""
-    summary = StepSummary("curate", figures={"instances": 0})
+    transaction (the caller holds the curate lock).
+
+    Figures besides the counts by (status, reason): ``instances``, ``near_duplicates`` (tasks
+    flagged, or rejected, as near-duplicates) and ``instances_answer_in_input`` (single instances
+    dropped because their output is the whole value of an input field)."""
+    rules = rules or CurateRules()
+    summary = StepSummary(
+        "curate",
+        figures={"instances": 0, "near_duplicates": 0, "instances_answer_in_input": 0},
+    )
     configs = {row.id: config_source(row) for row in task_store.load_configs(conn, config_ids)}
     decisions: dict[int, Decision] = {}
     candidates: list[FilteredTask] = []
     for config_id, stored in task_store.load_proposals(conn, config_ids).items():
         config = configs[config_id]
         proposals = [normalise_fields(task) for task in stored]
-        rejected = filter_config_tasks(proposals, config.fields.keys())
+        rows_text = cache(partial(suspicious.source_text, config.rows))
+        content = (
+            partial(suspicious.check_task, source=rows_text),
+            partial(
+                leakage.check_task,
+                fields=config.fields,
+                rows=config.rows,
+                share=rules.answer_in_input_share,
+            ),
+        )
+        rejected = filter_config_tasks(proposals, config.fields.keys(), content)
         for task in proposals:
             assert task.id is not None  # read from the store
             if task.id in rejected:
@@ -156,8 +196,13 @@ def curate_configs(conn: Connection, batch_id: int, config_ids: list[int]) -> St
     )
     built: list[tuple[FilteredTask, Construction]] = []
     for cand in candidates:
-        decision, construction = _decide(cand, stored_fps, near)
+        decision, construction, dropped = _decide(cand, stored_fps, near, rules)
         decisions[cand.id] = decision
+        if Reason.NEAR_DUPLICATE_IN_STORE.value in (decision.reason, *decision.notes):
+            summary.figures["near_duplicates"] = int(summary.figures["near_duplicates"]) + 1
+        summary.figures["instances_answer_in_input"] = (
+            int(summary.figures["instances_answer_in_input"]) + dropped
+        )
         if construction is not None:
             stored_fps[cand.fingerprint] = cand.id
             near.add(cand.id, cand.keys, cand.shingles)
@@ -208,40 +253,70 @@ def _rejected(rejection: Rejection, fingerprint: str | None = None) -> Decision:
 
 
 def _decide(
-    cand: FilteredTask, stored: dict[str, int], near: dedup.NearDuplicateIndex
-) -> tuple[Decision, Construction | None]:
-    """Store-wide de-duplication, then instance construction, for one filtered task."""
+    cand: FilteredTask, stored: dict[str, int], near: dedup.NearDuplicateIndex, rules: CurateRules
+) -> tuple[Decision, Construction | None, int]:
+    """Store-wide de-duplication, then instance construction, for one filtered task; also the
+    number of instances dropped because they leak their answer."""
     fp = cand.fingerprint
     if fp in stored:
         rejection = Rejection(
             Reason.DUPLICATE_IN_STORE, f"identical to task {stored[fp]} already in the store"
         )
-        return _rejected(rejection, fp), None
+        return _rejected(rejection, fp), None, 0
+    notes: set[str] = set()
+    message: str | None = None
     match = near.find(cand.keys, cand.shingles)
     if match is not None:
         other, similarity = match
-        rejection = Rejection(
-            Reason.NEAR_DUPLICATE_IN_STORE,
+        message = (
             f"instruction {similarity:.2f} similar to task {other} on the same config and fields "
-            f"(threshold {dedup.NEAR_THRESHOLD})",
+            f"(threshold {dedup.NEAR_THRESHOLD})"
         )
-        return _rejected(rejection, fp), None
+        if rules.reject_near_duplicates:
+            return _rejected(Rejection(Reason.NEAR_DUPLICATE_IN_STORE, message), fp), None, 0
+        notes.add(Reason.NEAR_DUPLICATE_IN_STORE.value)
     task = cand.task
     assert task.instruction is not None and task.output_field is not None
+    inputs = task.input_fields or ()
+    config = cand.config
     construction = build_instances(
-        task.instruction,
-        task.input_fields or (),
-        task.output_field,
-        cand.config.fields,
-        cand.config.rows,
+        task.instruction, inputs, task.output_field, config.fields, config.rows
     )
     if construction.rejection is not None:
-        return _rejected(construction.rejection, fp), None
+        return _rejected(construction.rejection, fp), None, 0
+    construction, dropped = _drop_leaks(construction, task, config)
+    if construction.rejection is not None:
+        return _rejected(construction.rejection, fp), None, 0
+    if dropped:
+        notes.add(Reason.ANSWER_IN_INPUT.value)
     decision = Decision(
         "valid",
+        message=message,
         labels=list(construction.labels) if construction.labels is not None else None,
         instance_instruction=construction.instruction,
         fingerprint=fp,
-        notes=sorted(construction.notes),
+        notes=sorted(construction.notes | notes),
     )
-    return decision, construction
+    return decision, construction, dropped
+
+
+def _drop_leaks(
+    construction: Construction, task: Task, config: ConfigSource
+) -> tuple[Construction, int]:
+    """The construction without the instances whose output is the whole value of an input field
+    in their row, and how many were dropped (a task left with none is ``answer_in_input``)."""
+    assert task.output_field is not None
+    leaks = leakage.leaking_rows(
+        config.rows, task.input_fields or (), task.output_field, config.fields
+    )
+    if not leaks:
+        return construction, 0
+    kept = tuple(i for i in construction.instances if i.row_index not in leaks)
+    dropped = len(construction.instances) - len(kept)
+    if kept:
+        return replace(construction, instances=kept), dropped
+    rejection = Rejection(
+        Reason.ANSWER_IN_INPUT,
+        f"every instance's output is the whole value of an input field ({dropped} dropped)",
+    )
+    return replace(construction, instances=(), rejection=rejection), dropped

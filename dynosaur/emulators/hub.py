@@ -37,12 +37,12 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from dynosaur.emulators._server import BackgroundServer, RequestLog, ServedEmulator, json_response
-from dynosaur.emulators.faults import FaultInjection, Faults, InFlight, request_id
+from dynosaur.emulators.faults import FaultInjection, Faults, InFlight, Quotas, request_id
 from dynosaur.emulators.options import MAX_PAGE, HubOptions
 from dynosaur.emulators.repos import ErrorAnswer, Repos
 from dynosaur.emulators.snapshot import (
@@ -53,7 +53,7 @@ from dynosaur.emulators.snapshot import (
     git_blob_sha,
 )
 from dynosaur.emulators.uploads import PushedRepos, UploadAPI
-from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, Viewer
+from dynosaur.emulators.viewer import MAX_ROWS_LENGTH, PlainTextError, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ _LIST_DEFAULT = (
 _NOT_FOUND_PAGE = "Sorry, we can't find the page you are looking for."
 
 # Knobs fixed when the emulator is built (the others may change between requests).
-_FIXED = ("snapshot", "seed")
+_FIXED = ("snapshot", "seed", "request_log_path")
 
 
 def _flag(value: str | None) -> bool | None:
@@ -395,6 +395,11 @@ class HubAPI:
         )
 
 
+async def _plain_text_error(request: Request, exc: Exception) -> Response:
+    """A plain-text 500, no error code: what a proxy or a crashed worker answers."""
+    return PlainTextResponse(str(exc), 500, headers={"X-Request-Id": request_id(request.scope)})
+
+
 async def _error_answer(request: Request, exc: Exception) -> Response:
     """Any error as the Hub answers it: ours as raised, routing errors (404, 405) and bugs
     (500 ``UnexpectedApiError``, logged by :class:`HubApp`) in the same JSON shape."""
@@ -410,6 +415,14 @@ async def _error_answer(request: Request, exc: Exception) -> Response:
         answer = ErrorAnswer(exc.status_code, _NOT_FOUND_PAGE)
     else:
         answer = ErrorAnswer(500, "Internal Error", "UnexpectedApiError")
+    echo = request.scope.get("state", {}).get("echo_auth")
+    if echo and "authorization" in request.headers:  # a careless server, for leak tests
+        answer = ErrorAnswer(
+            answer.status,
+            f"{answer.message} (request had Authorization: {request.headers['authorization']})",
+            answer.code,
+            answer.headers,
+        )
     return answer.response(request_id(request.scope))
 
 
@@ -424,18 +437,21 @@ class HubApp:
         self.viewer = Viewer(self.repos)
         self.uploads = UploadAPI(self.api.resolve, self.api.dataset_info)
         self.faults = Faults(options)
+        self.quotas = Quotas(options)
         self.in_flight = InFlight()
-        self.log = RequestLog()
+        self.log = RequestLog(options.request_log_path)
+        self.echo_auth = False
         self.apply(options)
         router = Starlette(
             routes=[*self.uploads.routes(), *self.api.routes(), *self.viewer.routes()],
             exception_handlers={
+                PlainTextError: _plain_text_error,
                 ErrorAnswer: _error_answer,
                 HTTPException: _error_answer,
                 Exception: _error_answer,
             },
         )
-        self._app = FaultInjection(router, self.faults)
+        self._app = FaultInjection(router, self.faults, self.quotas)
         self._ids = itertools.count(1)
 
     def apply(self, options: HubOptions) -> None:
@@ -444,10 +460,13 @@ class HubApp:
         self.repos.now_override = options.now
         self.repos.gated_ids = set(options.gated)
         self.repos.viewer_not_ready = set(options.viewer_not_ready)
+        self.repos.apply_viewer(options)
         self.repos.deleted_ids = set(options.deleted)
         self.repos.relicensed = dict(pair.split("=", 1) for pair in options.relicensed)
         self.api.page_size = options.page_size
         self.faults.apply(options)
+        self.quotas.apply(options)
+        self.echo_auth = options.echo_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -459,7 +478,9 @@ class HubApp:
             "path": scope["path"],
             "query": dict(Request(scope).query_params),
         }
-        scope.setdefault("state", {})["request_id"] = f"Root=1-{next(self._ids):08x}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = f"Root=1-{next(self._ids):08x}"
+        state["echo_auth"] = self.echo_auth
         status = 0
 
         async def capture(message: Message) -> None:
@@ -474,6 +495,9 @@ class HubApp:
             except Exception:  # answered 500 by _error_answer, re-raised: logged, survived
                 log.exception("the Hub emulator failed on %s", entry["path"])
         entry["status"] = status
+        quota = state.get("quota")
+        if quota is not None:  # the request counted against a quota: its bucket and window
+            entry["bucket"], entry["window"] = quota
         self.log.append(entry)
 
 

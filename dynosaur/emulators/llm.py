@@ -12,6 +12,15 @@ or one punctuation character (regex ``\\w+|[^\\w\\s]``); ``prompt_tokens`` count
 message, ``completion_tokens`` the answer's content. ``max_tokens`` (or
 ``max_completion_tokens``) cuts the answer at that many tokens with ``finish_reason: "length"``.
 
+The real API's contract: ``context_tokens`` (prompt plus the output allowance beyond it: 400
+``context_length_exceeded``); ``quota_requests`` (after that many answers, every request gets 429
+``insufficient_quota``); ``rpm``/``tpm`` (per-minute quotas in fixed one-minute windows: every
+answer carries ``x-ratelimit-limit|remaining|reset-requests|tokens``, a request beyond them gets
+429 ``rate_limit_exceeded``). ``strict`` adds what the kinder default lets pass: an unknown model
+is a 404 ``model_not_found``; reasoning-family models (o1, o3, o4, gpt-5...) reject ``max_tokens``
+(400 ``unsupported_parameter``) and any temperature but 1 (400 ``unsupported_value``), and spend
+64 reasoning tokens of ``max_completion_tokens`` per answer (counted in ``completion_tokens``).
+
 Fault knobs, decided per request from a generator seeded by (seed, request, attempt), so a run
 is reproducible and a retried request gets a fresh draw: 429 with ``Retry-After``, 5xx, hang
 (no answer for ``hang_seconds``, past the client's timeout), malformed content (prose, no JSON),
@@ -59,7 +68,32 @@ from dynosaur.emulators._server import (
 from dynosaur.emulators.tasks import AnswerPolicy, EmulatedAnswer, answer_tasks, load_reference
 from dynosaur.generate.blocks import DatasetBlock, parse_last_block
 
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-3.5-turbo")
+MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-3.5-turbo",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-5.1",
+    "o1",
+    "o3",
+    "o3-mini",
+    "o4-mini",
+)
+# Model families that take only max_completion_tokens and the default temperature (the real
+# API answers 400 otherwise), and spend reasoning tokens out of that allowance.
+REASONING_FAMILIES = ("o1", "o3", "o4", "gpt-5")
+REASONING_TOKENS = 64  # what a reasoning model "thinks" per answer, in strict mode
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CREATED = 1_700_000_000  # a fixed "created" for the model list
 
@@ -77,6 +111,25 @@ def cut_tokens(text: str, limit: int) -> str:
         if i == limit:
             return text[: match.end()]
     return text
+
+
+def is_reasoning(model: str) -> bool:
+    """Whether ``model`` is of a reasoning family (``o3-mini``, ``gpt-5.1``, dated variants)."""
+    name = model.lower()
+    return any(name == f or name.startswith((f + "-", f + ".")) for f in REASONING_FAMILIES)
+
+
+def known_model(model: str) -> bool:
+    """Whether the emulator serves ``model`` (a dated variant of a known name included)."""
+    return _DATED.sub("", model) in MODELS
+
+
+def _duration(seconds: float) -> str:
+    """A reset duration as OpenAI writes it (``1m2.5s``, ``350ms``)."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:.3f}s" if minutes else f"{rest:.3f}s"
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -111,6 +164,23 @@ class ErrorAnswer(Exception):
 
     def response(self, headers: dict[str, str] | None = None) -> Response:
         return json_response(self.body, self.status, headers)
+
+
+class RateLimited(ErrorAnswer):
+    """A 429 for a used-up per-minute quota, with the ``x-ratelimit-*`` headers."""
+
+    def __init__(self, headers: dict[str, str], kind: str) -> None:
+        super().__init__(
+            429,
+            f"Rate limit reached for {kind} per minute. Please try again in "
+            f"{headers.get(f'x-ratelimit-reset-{kind}', '1s')}.",
+            kind,
+            code="rate_limit_exceeded",
+        )
+        self.headers = headers
+
+    def response(self, headers: dict[str, str] | None = None) -> Response:
+        return super().response({**self.headers, **(headers or {})})
 
 
 def _validate(body: Any) -> dict[str, Any]:
@@ -168,7 +238,21 @@ class LLMApp:
         obedient: bool = False,
         hold: int = 0,
         server: BackgroundServer | None = None,
+        strict: bool = False,
+        context_tokens: int = 128_000,
+        quota_requests: int = -1,
+        rpm: int = 0,
+        tpm: int = 0,
     ) -> None:
+        self.strict = strict
+        self.context_tokens = context_tokens
+        self.quota_requests = quota_requests
+        self.rpm = rpm
+        self.tpm = tpm
+        self.answered = 0  # 200 answers so far (insufficient_quota after quota_requests)
+        self._window_start = time.monotonic()
+        self._window_requests = 0
+        self._window_tokens = 0
         self.reference = reference
         self.latency = latency
         self.jitter = jitter
@@ -265,8 +349,12 @@ class LLMApp:
                 "We could not parse the JSON body of your request. (HINT: This likely means "
                 "you aren't using your HTTP library correctly.)",
             ) from None
-        await self._wait_for_group()
         messages = body["messages"]
+        limit_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        prompt_tokens = sum(count_tokens(message_text(m)) for m in messages)
+        self._contract(body, prompt_tokens, limit_tokens)
+        quota_headers = self._rate_limit(prompt_tokens + (limit_tokens or 0))
+        await self._wait_for_group()
         digest = messages_sha256(messages)
         user_text = "\n".join(message_text(m) for m in messages if m.get("role") == "user")
         all_text = "\n".join(message_text(m) for m in messages)
@@ -283,6 +371,11 @@ class LLMApp:
         if delay > 0:
             await asyncio.sleep(delay)
         fault = self._fault(rng.random())
+        if self.quota_requests >= 0 and self.answered >= self.quota_requests:
+            entry["outcome"] = {"fault": "insufficient_quota"}
+            return ErrorAnswer(
+                429, _QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"
+            ).response(quota_headers)
         if fault == "rate_limited":
             entry["outcome"] = {"fault": fault}
             wait_ms = max(1, round(self.retry_after * 1000))
@@ -331,14 +424,18 @@ class LLMApp:
             content = content[: max(1, int(len(content) * rng.uniform(0.3, 0.7)))]
             finish = "length"
             outcome["fault"] = fault
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        limit = limit_tokens
+        reasoning = REASONING_TOKENS if self.strict and is_reasoning(body["model"]) else 0
+        if isinstance(limit, int) and reasoning:
+            reasoning = min(reasoning, limit)
+            limit -= reasoning
         if isinstance(limit, int) and count_tokens(content) > limit:
             content = cut_tokens(content, limit)
             finish = "length"
             outcome["cut_at_max_tokens"] = True
         entry["outcome"] = outcome
-        prompt_tokens = sum(count_tokens(message_text(m)) for m in messages)
-        completion_tokens = count_tokens(content)
+        completion_tokens = count_tokens(content) + reasoning
+        self.answered += 1
         choice = {
             "message": {"role": "assistant", "content": content, "refusal": None},
             "finish_reason": finish,
@@ -355,11 +452,82 @@ class LLMApp:
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
+                    "completion_tokens_details": {"reasoning_tokens": reasoning},
                 },
                 "system_fingerprint": "fp_dynosaur_emulator",
             },
-            headers={"x-request-id": f"req_{digest[:16]}_{attempt}"},
+            headers={"x-request-id": f"req_{digest[:16]}_{attempt}", **quota_headers},
         )
+
+    def _contract(self, body: dict[str, Any], prompt_tokens: int, limit: Any) -> None:
+        """The real API's refusals: the context window (always), and in strict mode unknown
+        models and the parameters reasoning-family models do not take (400s in OpenAI's
+        shape, with its messages, params and codes)."""
+        model = body["model"]
+        if self.strict and not known_model(model):
+            raise ErrorAnswer(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        if self.strict and is_reasoning(model):
+            if "max_tokens" in body:
+                raise ErrorAnswer(
+                    400,
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    param="max_tokens",
+                    code="unsupported_parameter",
+                )
+            temperature = body.get("temperature")
+            if temperature is not None and temperature != 1:
+                raise ErrorAnswer(
+                    400,
+                    f"Unsupported value: 'temperature' does not support {temperature:g} with "
+                    "this model. Only the default (1) value is supported.",
+                    param="temperature",
+                    code="unsupported_value",
+                )
+        wanted = prompt_tokens + (limit if isinstance(limit, int) else 0)
+        if wanted > self.context_tokens:
+            raise ErrorAnswer(
+                400,
+                f"This model's maximum context length is {self.context_tokens} tokens. However, "
+                f"you requested {wanted} tokens ({prompt_tokens} in the messages, "
+                f"{wanted - prompt_tokens} in the completion). Please reduce the length of the "
+                "messages or completion.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+
+    def _rate_limit(self, tokens: int) -> dict[str, str]:
+        """Count a request against the per-minute quotas (``rpm``, ``tpm``; fixed one-minute
+        windows); the ``x-ratelimit-*`` headers of the answer, and a 429 beyond a quota."""
+        if not (self.rpm or self.tpm):
+            return {}
+        now = time.monotonic()
+        if now - self._window_start >= 60:
+            self._window_start, self._window_requests, self._window_tokens = now, 0, 0
+        reset = _duration(60 - (now - self._window_start))
+        over = (self.rpm and self._window_requests >= self.rpm) or (
+            self.tpm and self._window_tokens + tokens > self.tpm
+        )
+        if not over:
+            self._window_requests += 1
+            self._window_tokens += tokens
+        headers: dict[str, str] = {}
+        for kind, quota, used in (
+            ("requests", self.rpm, self._window_requests),
+            ("tokens", self.tpm, self._window_tokens),
+        ):
+            if quota:
+                headers[f"x-ratelimit-limit-{kind}"] = str(quota)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, quota - used))
+                headers[f"x-ratelimit-reset-{kind}"] = reset
+        if over:
+            kind = "requests" if self.rpm and self._window_requests >= self.rpm else "tokens"
+            raise RateLimited(headers, kind)
+        return headers
 
     async def _wait_for_group(self) -> None:
         """With ``hold``: wait until ``hold`` requests wait (or the server stops)."""
@@ -434,6 +602,11 @@ class LLMEmulator(ServedEmulator):
         seed: int = 0,
         request_log_path: Path | None = None,
         hold: int = 0,
+        strict: bool = False,
+        context_tokens: int = 128_000,
+        quota_requests: int = -1,
+        rpm: int = 0,
+        tpm: int = 0,
         *,
         port: int = 0,
         host: str = "127.0.0.1",
@@ -456,6 +629,11 @@ class LLMEmulator(ServedEmulator):
             seed=seed,
             log=self._log,
             hold=hold,
+            strict=strict,
+            context_tokens=context_tokens,
+            quota_requests=quota_requests,
+            rpm=rpm,
+            tpm=tpm,
         )
         self._server = BackgroundServer(self.app, host=host, port=port)
         self.app.server = self._server

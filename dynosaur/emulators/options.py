@@ -70,6 +70,15 @@ def _ids(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(part.strip() for part in parts if part and part.strip())
 
 
+def _pairs(name: str, value: str | Iterable[str]) -> tuple[str, ...]:
+    """``dataset_id=value`` items, checked (ids contain slashes, so ``=`` separates)."""
+    items = _ids(value)
+    bad = [item for item in items if "=" not in item.strip("=")]
+    if bad:
+        raise ValueError(f"{name} takes dataset_id=value items, got {', '.join(bad)}")
+    return items
+
+
 def _moment(value: datetime | str | None) -> datetime | None:
     """A UTC datetime from a datetime (naive = UTC) or ISO text."""
     if value is None:
@@ -119,13 +128,84 @@ class HubOptions(_Options):
         default=MAX_PAGE, metadata=knob("Listing page size.", min=1, max=MAX_PAGE)
     )
     seed: int = field(default=0, metadata=knob("Seed of the injected faults."))
+    # --- the Dataset Viewer's own answers (see dynosaur.emulators.viewer) ---
+    viewer_errors: tuple[str, ...] = field(
+        default=(),
+        metadata=knob(
+            "dataset_id=X-Error-Code items: the viewer answers that permanent error (501, 404 or "
+            "500 as the real one does), comma-separated."
+        ),
+    )
+    viewer_transient: tuple[str, ...] = field(
+        default=(),
+        metadata=knob(
+            "dataset_id=code items: the viewer answers a transient 500 (ResponseNotReady, "
+            "PreviousStepStillProcessingError, UnexpectedError, or 'text' for a plain-text 500)."
+        ),
+    )
+    viewer_pending: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("dataset_id=config items: configs /splits lists as still pending."),
+    )
+    viewer_failed: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("dataset_id=config items: configs /splits lists as failed."),
+    )
+    viewer_stale: tuple[str, ...] = field(
+        default=(),
+        metadata=knob("Dataset ids whose viewer answers are for an older revision (X-Revision)."),
+    )
+    truncate_cells: int = field(
+        default=0,
+        metadata=knob("Cut /first-rows cells longer than this many characters (0: never).", min=0),
+    )
+    echo_auth: bool = field(
+        default=False,
+        metadata=knob("Echo the request's Authorization header in error answers (leak tests)."),
+    )
+    # --- the Hub's quotas: fixed windows per bucket, per caller (token, else address) ---
+    quota_window: int = field(
+        default=300, metadata=knob("Seconds of a quota window (the Hub: 5 minutes).", min=1)
+    )
+    quota_api: int = field(
+        default=500, metadata=knob("Hub API requests per window, anonymous (0: no limit).", min=0)
+    )
+    quota_resolvers: int = field(
+        default=3000,
+        metadata=knob("File resolves (/resolve/) per window, anonymous (0: no limit).", min=0),
+    )
+    quota_pages: int = field(
+        default=100, metadata=knob("Web page requests per window, anonymous (0: no limit).", min=0)
+    )
+    token_quota_api: int = field(
+        default=1000, metadata=knob("Hub API requests per window with a token.", min=0)
+    )
+    token_quota_resolvers: int = field(
+        default=5000, metadata=knob("File resolves per window with a token.", min=0)
+    )
+    token_quota_pages: int = field(
+        default=200, metadata=knob("Web page requests per window with a token.", min=0)
+    )
+    request_log_path: Path | None = field(
+        default=None,
+        metadata=knob(
+            "Append one JSON line per request to this file.",
+            flag="--request-log",
+            dir_okay=False,
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.snapshot is not None:
             self._set("snapshot", Path(self.snapshot))
+        if self.request_log_path is not None:
+            self._set("request_log_path", Path(self.request_log_path))
         self._set("now", _moment(self.now))
         self._set("gated", _ids(self.gated))
         self._set("viewer_not_ready", _ids(self.viewer_not_ready))
+        for name in ("viewer_errors", "viewer_transient", "viewer_pending", "viewer_failed"):
+            self._set(name, _pairs(name, getattr(self, name)))
+        self._set("viewer_stale", _ids(self.viewer_stale))
         self._set("deleted", _ids(self.deleted))
         self._set("relicensed", _ids(self.relicensed))
         bad = [pair for pair in self.relicensed if "=" not in pair]
@@ -198,6 +278,29 @@ class LLMOptions(_Options):
             flag="--request-log",
             dir_okay=False,
         ),
+    )
+    strict: bool = field(
+        default=False,
+        metadata=knob(
+            "The real API's strictness: unknown models 404; reasoning-family models (o1, o3, "
+            "o4, gpt-5) reject max_tokens and temperatures other than 1 (400)."
+        ),
+    )
+    context_tokens: int = field(
+        default=128_000,
+        metadata=knob("Context window: longer requests get 400 context_length_exceeded.", min=1),
+    )
+    quota_requests: int = field(
+        default=-1,
+        metadata=knob("Answer 429 insufficient_quota after this many answers (-1: never).", min=-1),
+    )
+    rpm: int = field(
+        default=0,
+        metadata=knob("Requests per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
+    )
+    tpm: int = field(
+        default=0,
+        metadata=knob("Tokens per minute (x-ratelimit-* headers, 429 beyond); 0: none.", min=0),
     )
 
     def __post_init__(self) -> None:

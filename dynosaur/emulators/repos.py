@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +20,24 @@ from starlette.responses import Response
 from dynosaur.emulators._server import json_response
 from dynosaur.emulators.snapshot import DatasetEntry, Revision, Snapshot, parse_time
 
+if TYPE_CHECKING:
+    from dynosaur.emulators.options import HubOptions
+
 REPO_NOT_FOUND = "Repository not found"
+
+
+def _pairs(items: Iterable[str]) -> dict[str, str]:
+    """``dataset_id=value`` items as a dict (the last value of an id wins)."""
+    return dict(item.rsplit("=", 1) for item in items)
+
+
+def _pair_sets(items: Iterable[str]) -> dict[str, set[str]]:
+    """``dataset_id=value`` items as a dict of sets (an id may have several)."""
+    out: dict[str, set[str]] = {}
+    for item in items:
+        key, value = item.rsplit("=", 1)
+        out.setdefault(key, set()).add(value)
+    return out
 
 
 class ErrorAnswer(Exception):
@@ -76,9 +94,25 @@ class Repos:
         self.now_override = now
         self.gated_ids = set(gated)
         self.viewer_not_ready = set(viewer_not_ready)
+        # The viewer's own answers (knobs of HubOptions; see .viewer).
+        self.viewer_errors: dict[str, str] = {}
+        self.viewer_transient: dict[str, str] = {}
+        self.viewer_pending: dict[str, set[str]] = {}
+        self.viewer_failed: dict[str, set[str]] = {}
+        self.viewer_stale: set[str] = set()
+        self.truncate_cells = 0
         self.deleted_ids: set[str] = set()
         self.relicensed: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def apply_viewer(self, options: HubOptions) -> None:
+        """Take the viewer knobs of ``options``."""
+        self.viewer_errors = _pairs(options.viewer_errors)
+        self.viewer_transient = _pairs(options.viewer_transient)
+        self.viewer_pending = _pair_sets(options.viewer_pending)
+        self.viewer_failed = _pair_sets(options.viewer_failed)
+        self.viewer_stale = set(options.viewer_stale)
+        self.truncate_cells = options.truncate_cells
 
     def now(self) -> datetime:
         """The simulated now, or the real one."""

@@ -2,15 +2,29 @@
 ``/first-rows``, ``/rows`` (and ``/healthcheck``), answered from the snapshot.
 
 Answers carry the real fields (``features`` with ``feature_idx``, ``rows`` with ``row_idx`` and
-``truncated_cells``, ``num_rows_total``...), so ``datasets.Features.from_dict`` reads them. Errors
-are the viewer's: 401/404 ``External(Un)AuthenticatedError`` for a missing, private or gated
-dataset, 500 ``ResponseNotReady`` while the dataset is not processed yet, 404
-``ResponseNotFound`` for an unknown config or split, 422 for missing or bad parameters, 500
-``StreamingRowsError`` for a config whose rows cannot be read.
+``truncated_cells``, ``num_rows_total``...), so ``datasets.Features.from_dict`` reads them, and
+the ``X-Revision`` header (the dataset revision the answer was computed for). Errors are the
+viewer's, with its status and ``X-Error-Code`` (the dataset-viewer repository's
+``libcommon/exceptions.py`` and ``libapi/exceptions.py``):
+
+- 401/404 ``External(Un)AuthenticatedError`` for a missing, private or gated dataset, 404
+  ``ResponseNotFound`` for an unknown config or split, 422 for missing or bad parameters;
+- permanent states of a dataset (knob ``viewer_errors``, and any card with ``viewer: false``):
+  501 ``NotSupportedDisabledViewerError``, ``DatasetWithScriptNotSupportedError``,
+  ``DatasetInBlockListError``, ``DatasetWithTooManyConfigsError``, ``NotSupportedTagNFAAError``,
+  ``NoSupportedFeaturesError``..., 500 ``EmptyDatasetError``, ``DatasetGenerationError``...
+  (:data:`ERROR_STATUS`);
+- transient ones: 500 ``ResponseNotReady`` while the dataset is not processed yet, and (knob
+  ``viewer_transient``) ``PreviousStepStillProcessingError``, ``UnexpectedError`` or a
+  plain-text 500;
+- partial answers: configs still ``pending`` or ``failed`` in ``/splits`` (knobs), cells cut in
+  ``/first-rows`` and named in ``truncated_cells`` (knob ``truncate_cells``), an older revision
+  in ``X-Revision`` (knob ``viewer_stale``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -39,6 +53,86 @@ _NOT_READY = (
 )
 
 T = TypeVar("T")
+
+# The HTTP status the real viewer answers each error code with (its exception classes).
+ERROR_STATUS: dict[str, int] = {
+    # 501: the viewer does not support the dataset
+    "NotSupportedDisabledViewerError": 501,
+    "NotSupportedDisabledRepositoryError": 501,
+    "NotSupportedPrivateRepositoryError": 501,
+    "NotSupportedRepositoryNotFoundError": 501,
+    "NotSupportedTagNFAAError": 501,
+    "DatasetInBlockListError": 501,
+    "DatasetWithScriptNotSupportedError": 501,
+    "DatasetScriptError": 501,
+    "DatasetWithTooManyConfigsError": 501,
+    "DatasetWithTooManySplitsError": 501,
+    "DatasetWithTooManyParquetFilesError": 501,
+    "NoSupportedFeaturesError": 501,
+    "TooBigContentError": 501,
+    "JobManagerCrashedError": 501,
+    "JobManagerExceededMaximumDurationError": 501,
+    "LockedDatasetTimeoutError": 501,
+    # 404
+    "DisabledViewerError": 404,
+    "DatasetNotFoundError": 404,
+    "ConfigNotFoundError": 404,
+    "SplitNotFoundError": 404,
+    "ResponseNotFound": 404,
+    # 500: the dataset itself could not be processed (cached for its revision)
+    "EmptyDatasetError": 500,
+    "DatasetGenerationError": 500,
+    "DatasetGenerationCastError": 500,
+    "DataFilesNotFoundError": 500,
+    "FileFormatMismatchBetweenSplitsError": 500,
+    "ConfigNamesError": 500,
+    "SplitsNamesError": 500,
+    "SplitNamesFromStreamingError": 500,
+    "FeaturesError": 500,
+    "InfoError": 500,
+    "StreamingRowsError": 500,
+    "NormalRowsError": 500,
+    "RowsPostProcessingError": 500,
+    "TooManyColumnsError": 500,
+    "TooLongColumnNameError": 500,
+    "DatasetManualDownloadError": 500,
+    "DatasetModuleNotInstalledError": 500,
+    # 500: transient
+    "ResponseNotReady": 500,
+    "PreviousStepStillProcessingError": 500,
+    "UnexpectedError": 500,
+    "UnexpectedApiError": 500,
+}
+_ERROR_MESSAGES = {
+    "NotSupportedDisabledViewerError": "Not supported: the dataset viewer is disabled in the "
+    "dataset configuration (viewer: false in the card).",
+    "DatasetWithScriptNotSupportedError": "The dataset viewer doesn't support this dataset "
+    "because it runs arbitrary Python code.",
+    "DatasetInBlockListError": "This dataset has been disabled for now.",
+    "DatasetWithTooManyConfigsError": "The maximum number of configs allowed is 3000.",
+    "NotSupportedTagNFAAError": "Not supported: the dataset has the not-for-all-audiences tag.",
+    "NoSupportedFeaturesError": "None of the dataset's features is supported.",
+    "PreviousStepStillProcessingError": "The previous steps are still being processed.",
+    "UnexpectedError": "Unexpected error.",
+    "EmptyDatasetError": "The dataset is empty.",
+}
+TRANSIENT_CODES = (
+    "ResponseNotReady",
+    "PreviousStepStillProcessingError",
+    "UnexpectedError",
+    "text",
+)
+PLAIN_TEXT_ERROR = "Internal Server Error."
+
+
+def error_answer(code: str) -> ErrorAnswer:
+    """The viewer's answer for ``code`` (status from :data:`ERROR_STATUS`, 500 if unknown)."""
+    message = _ERROR_MESSAGES.get(code) or f"The dataset cannot be served ({code})."
+    return ErrorAnswer(ERROR_STATUS.get(code, 500), message, code)
+
+
+class PlainTextError(Exception):
+    """A plain-text 500 without an error code (a proxy or a crashed worker answering)."""
 
 
 class Viewer:
@@ -70,9 +164,33 @@ class Viewer:
             if authenticated(request):
                 raise ErrorAnswer(404, _NO_ACCESS_AUTH, "ExternalAuthenticatedError")
             raise ErrorAnswer(401, _NO_ACCESS, "ExternalUnauthenticatedError")
+        try:
+            card = self.snapshot.card(entry.id)
+        except ValueError:  # an unreadable card: the viewer does not read it for this
+            card = None
+        if card is not None and isinstance(card.data, dict) and card.data.get("viewer") is False:
+            raise error_answer("NotSupportedDisabledViewerError")
+        code = self.repos.viewer_errors.get(entry.id)
+        if code is not None:
+            raise error_answer(code)
         if not self.repos.viewer_ready(entry):
             raise ErrorAnswer(500, _NOT_READY, "ResponseNotReady")
+        transient = self.repos.viewer_transient.get(entry.id)
+        if transient == "text":
+            raise PlainTextError(PLAIN_TEXT_ERROR)
+        if transient == "ResponseNotReady":
+            raise ErrorAnswer(500, _NOT_READY, "ResponseNotReady")
+        if transient is not None:
+            raise error_answer(transient)
         return entry
+
+    def _answer(self, entry: DatasetEntry, content: Any) -> Response:
+        """A 200 answer with ``X-Revision``: the revision the viewer computed it for."""
+        now = self.repos.now()
+        sha = entry.revision_at(now).sha
+        if entry.id in self.repos.viewer_stale:
+            sha = entry.initial_sha  # the viewer has not caught up with the latest commit
+        return json_response(content, headers={"X-Revision": sha})
 
     def _config_split(
         self, request: Request, entry: DatasetEntry, need_split: bool
@@ -89,6 +207,10 @@ class Viewer:
             )
         if config not in self.snapshot.config_names(entry.id):
             raise ErrorAnswer(404, "Not found.", "ResponseNotFound")
+        if config in self.repos.viewer_pending.get(entry.id, ()):
+            raise ErrorAnswer(500, _NOT_READY, "ResponseNotReady")
+        if config in self.repos.viewer_failed.get(entry.id, ()):
+            raise self._rows_error(entry, config, "the split names could not be computed")
         if need_split and split not in self.snapshot.split_names(entry.id, config):
             raise ErrorAnswer(404, "Not found.", "ResponseNotFound")
         return config, split or ""
@@ -184,13 +306,25 @@ class Viewer:
                 raise ErrorAnswer(404, "Not found.", "ResponseNotFound")
             configs = [wanted]
         found: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
+        pending_names = self.repos.viewer_pending.get(entry.id, set())
+        failed_names = self.repos.viewer_failed.get(entry.id, set())
         for config in configs:
+            item = {"kind": "config-split-names", "dataset": entry.id, "config": config}
+            if config in pending_names:
+                pending.append(item)
+                continue
             names = self.snapshot.split_names(entry.id, config)
-            if not names:
-                failed.append({"kind": "config-split-names", "dataset": entry.id, "config": config})
+            if not names or config in failed_names:
+                error = {
+                    "error": "Cannot get the split names for the config.",
+                    "cause_exception": "SplitNamesFromStreamingError",
+                }
+                failed.append({**item, "error": error})
+                continue
             found.extend({"dataset": entry.id, "config": config, "split": s} for s in names)
-        return json_response({"splits": found, "pending": [], "failed": failed})
+        return self._answer(entry, {"splits": found, "pending": pending, "failed": failed})
 
     async def info(self, request: Request) -> Response:
         """The ``dataset_info`` of one config, or of every config without ``config``."""
@@ -207,32 +341,31 @@ class Viewer:
                     failed.append({"kind": "config-info", "dataset": entry.id, "config": config})
                 else:
                     infos[config] = info
-            return json_response(
-                {"dataset_info": infos, "pending": [], "failed": failed, "partial": False}
+            return self._answer(
+                entry, {"dataset_info": infos, "pending": [], "failed": failed, "partial": False}
             )
         config, _ = self._config_split(request, entry, need_split=False)
         info = self._info_of(entry, config)
         if info is None:
             raise self._rows_error(entry, config)
-        return json_response({"dataset_info": info, "partial": False})
+        return self._answer(entry, {"dataset_info": info, "partial": False})
 
     async def first_rows(self, request: Request) -> Response:
         """The features and the first rows (at most 100) of a split."""
         entry = self._entry(request)
         config, split = self._config_split(request, entry, need_split=True)
         rows, features = self._rows_and_features(entry, config, split)
-        return json_response(
+        limit = self.repos.truncate_cells
+        return self._answer(
+            entry,
             {
                 "dataset": entry.id,
                 "config": config,
                 "split": split,
                 "features": features,
-                "rows": [
-                    {"row_idx": i, "row": row, "truncated_cells": []}
-                    for i, row in enumerate(rows[:MAX_ROWS_LENGTH])
-                ],
+                "rows": [_row_item(i, row, limit) for i, row in enumerate(rows[:MAX_ROWS_LENGTH])],
                 "truncated": False,
-            }
+            },
         )
 
     async def rows(self, request: Request) -> Response:
@@ -252,7 +385,8 @@ class Viewer:
                 "InvalidParameter",
             )
         rows, features = self._rows_and_features(entry, config, split)
-        return json_response(
+        return self._answer(
+            entry,
             {
                 "features": features,
                 "rows": [
@@ -262,8 +396,25 @@ class Viewer:
                 "num_rows_total": len(rows),
                 "num_rows_per_page": MAX_ROWS_LENGTH,
                 "partial": False,
-            }
+            },
         )
+
+
+def _row_item(index: int, row: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A ``rows`` item; with ``limit``, cells longer than it (as JSON) are cut to a string of
+    that length and named in ``truncated_cells``, as the viewer does for large answers."""
+    if not limit:
+        return {"row_idx": index, "row": row, "truncated_cells": []}
+    cut: dict[str, Any] = {}
+    truncated: list[str] = []
+    for name, value in row.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(text) > limit:
+            cut[name] = text[:limit]
+            truncated.append(name)
+        else:
+            cut[name] = value
+    return {"row_idx": index, "row": cut, "truncated_cells": truncated}
 
 
 def _int(request: Request, name: str, default: int) -> int:

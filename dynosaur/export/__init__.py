@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from dynosaur.errors import UsageError
 from dynosaur.export.card import ExportStats, dataset_card
 from dynosaur.export.writers import write_dataset, write_jsonl, write_parquet
+from dynosaur.licenses import LicenseClass, parse_classes
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.settings import Settings
 from dynosaur.store.exports import (
     FIELDS,
     RowSource,
-    count_rows,
     iter_batches,
     selection_source,
     version_source,
@@ -44,6 +44,7 @@ __all__ = [
     "ExportResult",
     "RowSource",
     "export",
+    "license_option",
     "selection_source",
     "version_source",
 ]
@@ -78,6 +79,18 @@ def _target(out: Path | None, fmt: str, source: RowSource) -> Path:
     return out
 
 
+def license_option(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """License classes from ``--licenses permissive,share-alike`` (or a list), most permissive
+    first; empty = every class."""
+    if value is None or value == "" or (not isinstance(value, str) and not list(value)):
+        return ()
+    try:
+        chosen = parse_classes(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return tuple(c.value for c in LicenseClass if c in chosen)
+
+
 def export(
     settings: Settings,
     engine: Engine,
@@ -89,21 +102,31 @@ def export(
     push_to_hub: str | None = None,
     progress: Progress | None = None,
     batch_rows: int | None = None,
+    licenses: str | Sequence[str] | None = None,
+    delta: bool = False,
 ) -> ExportResult:
-    """Export version ``version`` (default latest) or the selection ``selection`` to ``out``."""
+    """Export version ``version`` (default latest) or the selection ``selection`` to ``out``.
+
+    ``licenses``: only instances whose license class is one of these (``permissive,share-alike``);
+    the card states the terms. ``delta``: only the rows version ``version`` added.
+    Reads the rows once: the figures are counted while they stream.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if version is not None and selection is not None:
         raise UsageError("give a version or a selection, not both")
+    if delta and selection is not None:
+        raise UsageError("a delta is the rows one version added; selections have none")
+    classes = license_option(licenses)
     source = (
-        selection_source(engine, selection)
+        selection_source(engine, selection, license_classes=classes)
         if selection is not None
-        else version_source(engine, version)
+        else version_source(engine, version, delta=delta, license_classes=classes)
     )
     target = _target(Path(out).expanduser() if out is not None else None, fmt, source)
     target.parent.mkdir(parents=True, exist_ok=True)
     progress = progress or NullProgress()
-    progress.start(count_rows(engine, source), f"export {source.description}")
+    progress.start(source.expected, f"export {source.description}")
     stats = ExportStats()
 
     def rows() -> Iterator[Sequence[Any]]:
@@ -116,7 +139,10 @@ def export(
         f"Dynosaur selection {source.selection}"
         if source.selection
         else f"Dynosaur instruction collection, version {source.version}"
+        + (" (the rows it added)" if source.delta else "")
     )
+    if classes:
+        title += f", {' + '.join(classes)} licenses"
     with tempfile.TemporaryDirectory(prefix="dynosaur-stage-", dir=target.parent) as stage:
         staged = Path(stage)
         if fmt == "jsonl":
@@ -129,7 +155,13 @@ def export(
         retracted = _retracted(engine, source)
         if retracted:
             log.info("version %s leaves out %d retracted sources", source.version, len(retracted))
-        card = dataset_card(stats, title=title, description=source.description, retracted=retracted)
+        card = dataset_card(
+            stats,
+            title=title,
+            description=source.description,
+            license_classes=classes,
+            retracted=retracted,
+        )
         if fmt == "hf":
             write_dataset(data_file, target, card)
         else:
@@ -162,8 +194,10 @@ def _retracted(engine: Engine, source: RowSource) -> list[tuple[str, str, int]]:
 
 
 def push_revision(source: RowSource) -> str:
-    """The tag a pushed version (``v3``) or selection (``selection-NAME``) gets on the Hub."""
-    return f"selection-{source.selection}" if source.selection else f"v{source.version}"
+    """The tag a pushed version (``v3``), license subset (``v3-permissive``) or selection
+    (``selection-NAME``) gets on the Hub."""
+    tag = f"selection-{source.selection}" if source.selection else f"v{source.version}"
+    return "-".join((tag, *source.license_classes))
 
 
 def push(
@@ -193,6 +227,7 @@ def push(
         title=title,
         description=source.description,
         data_glob=f"data/*{suffix}",
+        license_classes=source.license_classes,
         retracted=retracted or (),
     )
     api = HfApi(endpoint=settings.hub_endpoint, token=token)

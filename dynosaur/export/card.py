@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from dynosaur import __version__
+from dynosaur.licenses import LicenseClass, license_class, terms_of
 
 MAX_SOURCES_LISTED = 100
 
@@ -25,10 +26,11 @@ class ExportStats:
     websites: dict[str, str] = field(default_factory=dict)  # taskname -> Hub page
     datasets: set[str] = field(default_factory=set)
     tasks: set[int] = field(default_factory=set)
+    license_classes: Counter[str] = field(default_factory=Counter)
 
     def add(self, rows: Sequence[Any]) -> None:
         """Count a batch of rows (with ``license``, ``taskname``, ``website``, ``dataset_id``,
-        ``task_id`` attributes)."""
+        ``task_id``, ``license_class`` attributes)."""
         self.rows += len(rows)
         for row in rows:
             self.licenses[row.license] += 1
@@ -36,6 +38,7 @@ class ExportStats:
             self.websites.setdefault(row.taskname, row.website)
             self.datasets.add(row.dataset_id)
             self.tasks.add(row.task_id)
+            self.license_classes[row.license_class] += 1
 
     def summary(self) -> dict[str, Any]:
         """JSON figures: rows, tasks, datasets and the license breakdown."""
@@ -44,6 +47,7 @@ class ExportStats:
             "tasks": len(self.tasks),
             "datasets": len(self.datasets),
             "licenses": dict(self.licenses.most_common()),
+            "license_classes": dict(self.license_classes.most_common()),
         }
 
 
@@ -59,19 +63,41 @@ def _size_category(n: int) -> str:
     return "100K<n<1M" if n < 1_000_000 else "1M<n<10M"
 
 
+def license_terms(stats: ExportStats, restricted_to: Sequence[str] = ()) -> list[str]:
+    """The card's license terms: which classes the export was restricted to (if it was), the
+    classes it holds, and what they oblige its users to (:func:`dynosaur.licenses.terms_of`)."""
+    held = sorted((LicenseClass(c) for c in stats.license_classes), key=list(LicenseClass).index)
+    lines = []
+    if restricted_to:
+        lines.append(
+            "This export holds only instances whose source license is in the license "
+            f"class(es) {', '.join(f'`{c}`' for c in restricted_to)}."
+        )
+    if held:
+        lines.append(
+            "License classes present: "
+            + ", ".join(f"`{c}` ({stats.license_classes[c]:,})" for c in held)
+            + "."
+        )
+    return lines + terms_of(held)
+
+
 def dataset_card(
     stats: ExportStats,
     *,
     title: str,
     description: str,
     data_glob: str | None = None,
+    license_classes: Sequence[str] = (),
     retracted: Sequence[tuple[str, str, int]] = (),
 ) -> str:
     """README.md for the exported dataset: YAML header (for the Hub) and markdown body.
+    ``license_classes``: the classes the export was restricted to (none: every class);
     ``retracted``: (dataset id, reason, from version) of sources withdrawn from this version."""
+    single = next(iter(stats.licenses)) if len(stats.licenses) == 1 else None
     header: dict[str, Any] = {
         "pretty_name": title,
-        "license": "other",
+        "license": single if single and license_class(single) != LicenseClass.UNKNOWN else "other",
         "language": ["en"],
         "task_categories": ["text-generation"],
         "tags": ["instruction-tuning", "dynosaur"],
@@ -108,10 +134,19 @@ def dataset_card(
         "(its Hub page), `taskname` (the dataset id, plus `-config` for datasets with several "
         "configurations).",
         "",
+        "## License terms",
+        "",
+        *license_terms(stats, license_classes),
+        "",
         "## License breakdown",
         "",
-        "Every instance keeps the license of the dataset it comes from; the collection as a whole "
-        "is therefore under mixed licenses (`license: other`). Check each source's terms.",
+        "Every instance keeps the license of the dataset it comes from"
+        + (
+            f" (here `{header['license']}` throughout)."
+            if header["license"] != "other"
+            else "; the export as a whole is under mixed licenses (`license: other`)."
+        )
+        + " Check each source's terms.",
         "",
         "| license | instances | share |",
         "|---|---:|---:|",

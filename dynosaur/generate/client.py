@@ -1,15 +1,27 @@
-"""The LLM client: the official ``openai`` async SDK against any OpenAI-compatible endpoint, with
-our own retry loop.
+"""The LLM client: the official ``openai`` async SDK's typed ``chat.completions.create`` against
+any OpenAI-compatible endpoint, retried by the project's one policy (:mod:`dynosaur.retry`).
 
 The SDK's retries are off (``max_retries=0``) because the ledger must know every attempt and
-because the policy is ours: a total deadline per attempt, exponential backoff with jitter that
-waits at least as long as the server's ``Retry-After``, no retry on authentication errors or bad
-requests. Bounded concurrency is the caller's (a semaphore around each request). With ``aiohttp``
-installed (``openai[aiohttp]``) the SDK's aiohttp transport is used: at 32 requests in flight it
-costs a fraction of the default transport's CPU per request.
+because the policy is ours. Each failed attempt is classified:
 
-The API key is handed to the SDK and nowhere else: error messages are built from status codes and
-scrubbed of the key, and the SDK's exception is never chained into ours.
+- transient (another attempt, now or in a later run, may succeed): connection errors, timeouts,
+  HTTP 408/409/5xx, 429 rate limits, a 200 whose body is not a chat completion. Retried with
+  capped exponential backoff and jitter, never sooner than the server asked (``retry-after-ms``,
+  ``Retry-After``, ``x-ratelimit-reset-*`` when a ``x-ratelimit-remaining-*`` is 0); a server
+  that asks for more than ``llm_backoff_max_s`` is not waited for: the call fails at once, still
+  transient, and the step defers its work to a later run.
+- permanent: 401/403 (the key), 429 ``insufficient_quota`` (the account; both stop the run),
+  other 4xx (the request: bad parameters, context length).
+
+``x-should-retry`` overrides the status's class when the server sends it. ``x-ratelimit-*`` of
+successful answers are read too: when a quota is used up, the client waits for its reset before
+the next attempt of any call (one pause shared by the run's calls).
+
+One instance per run: it owns one HTTP pool (the SDK's aiohttp transport when ``aiohttp`` is
+installed: a fraction of the default transport's CPU per request at 32 in flight). The API key is
+handed to the SDK and nowhere else: messages are built from status codes and error bodies and
+scrubbed (:func:`dynosaur.redact.redact`, the key included), and the SDK's exception is never
+chained into ours.
 """
 
 from __future__ import annotations
@@ -18,16 +30,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
 
+from dynosaur import redact
 from dynosaur.errors import LLMError
 from dynosaur.reasons import Reason
-from dynosaur.retry import retry_after_seconds
+from dynosaur.retry import Failure, RetryPolicy, call_with_retries, server_wait_seconds
 from dynosaur.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +49,9 @@ log = logging.getLogger(__name__)
 # SDK would otherwise read OPENAI_API_KEY behind the settings' back.
 NO_KEY = "no-key-configured"
 _MESSAGE_CHARS = 300
+
+# Failures that stop the whole run: nothing another call could do differently.
+STOPPING = frozenset({Reason.LLM_AUTH_ERROR.value, Reason.LLM_QUOTA_EXHAUSTED.value})
 
 
 @dataclass(frozen=True)
@@ -52,19 +68,22 @@ class LLMAnswer:
 
 
 class CallFailed(LLMError):
-    """A call that failed for good: its reason code, and how many attempts were made."""
+    """A call that failed for good in this run: its reason code, the attempts made, and whether
+    the failure was transient (the work stays retryable for a later run)."""
 
-    def __init__(self, message: str, *, reason: str, attempts: int) -> None:
+    def __init__(self, message: str, *, reason: str, attempts: int, transient: bool) -> None:
         super().__init__(message, reason=reason)
         self.attempts = attempts
+        self.transient = transient
+
+    @property
+    def stops_run(self) -> bool:
+        """A rejected key or an exhausted quota: no call of this run can succeed."""
+        return self.reason in STOPPING
 
 
-@dataclass(frozen=True)
-class _Failure:
-    reason: Reason
-    retryable: bool
-    message: str
-    retry_after: float | None = None
+class CallStopped(Exception):
+    """The run stopped (a rejected key, no quota) before this call's next attempt was sent."""
 
 
 class _Malformed(Exception):
@@ -91,11 +110,15 @@ class LLMClient:
             http_client=_http_client(),
         )
         self.timeout_s = settings.llm_timeout_s
-        self.max_retries = settings.llm_max_retries
-        self.backoff_s = settings.llm_backoff_s
-        self.backoff_max_s = settings.llm_backoff_max_s
+        self.policy = RetryPolicy(
+            attempts=settings.llm_max_retries + 1,
+            backoff_s=settings.llm_backoff_s,
+            backoff_max_s=settings.llm_backoff_max_s,
+            max_server_wait_s=settings.llm_backoff_max_s,
+        )
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._resume_at = 0.0  # monotonic time before which no attempt starts (quota used up)
 
     async def close(self) -> None:
         """Close the HTTP pool."""
@@ -107,98 +130,137 @@ class LLMClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-        Exponential with jitter (a random 50-100% of ``backoff * 2**(attempt-1)``), never shorter
-        than the server's Retry-After, never longer than ``llm_backoff_max_s``.
-        """
-        exponential = min(self.backoff_max_s, self.backoff_s * 2.0 ** (attempt - 1))
-        wait = exponential * (0.5 + 0.5 * self._rng.random())
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        return min(wait, self.backoff_max_s)
-
     async def complete(
-        self, model: str, messages: Sequence[dict[str, Any]], parameters: dict[str, Any]
+        self,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        parameters: dict[str, Any],
+        *,
+        stopped: Callable[[], bool] | None = None,
     ) -> LLMAnswer:
-        """One chat completion, retried as the policy allows; raises :class:`CallFailed`."""
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    # The SDK's generic POST, answering plain JSON: the typed
-                    # ``chat.completions.create`` walks its TypedDicts over every message and
-                    # builds a model of the answer, milliseconds of CPU per call at fan-out.
-                    completion = await self._sdk.post(
-                        "/chat/completions",
-                        cast_to=object,
-                        body={"model": model, "messages": list(messages), **parameters},
-                        options={"security": {"bearer_auth": True}},
-                    )
-                answer = _read(completion)
-            except Exception as exc:
-                failure = self._classify(exc)
-                if failure is None:
-                    raise
-                if not failure.retryable or attempt > self.max_retries:
-                    raise CallFailed(
-                        f"{failure.message} (after {attempt} attempt{'s' * (attempt > 1)})",
-                        reason=failure.reason,
-                        attempts=attempt,
-                    ) from None
-                wait = self.delay(attempt, failure.retry_after)
-                log.info(
-                    "LLM attempt %d failed (%s); retrying in %.2fs", attempt, failure.reason, wait
-                )
-                await self._sleep(wait)
-                continue
-            text, finish_reason, prompt_tokens, completion_tokens, served_by = answer
-            return LLMAnswer(
-                text=text,
-                finish_reason=finish_reason,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                model=served_by,
-                attempts=attempt,
-                latency_ms=int((time.monotonic() - started) * 1000),
-            )
+        """One chat completion, retried as the policy allows.
 
-    def _classify(self, exc: Exception) -> _Failure | None:
-        """What a failed attempt means; None for exceptions that are bugs of ours."""
+        Raises :class:`CallFailed` when it fails for good, :class:`CallStopped` when ``stopped()``
+        turns true before an attempt (the run stopped: nothing more is sent).
+        """
+        started = time.monotonic()
+        attempts = 0
+
+        async def attempt() -> tuple[str, str | None, int | None, int | None, str | None]:
+            nonlocal attempts, started
+            if stopped is not None and stopped():
+                raise CallStopped
+            pause = self._resume_at - time.monotonic()
+            if pause > 0:
+                await self._sleep(pause)
+            attempts += 1
+            started = time.monotonic()
+            async with asyncio.timeout(self.timeout_s):
+                raw = await self._sdk.chat.completions.with_raw_response.create(
+                    model=model, messages=cast(Any, list(messages)), **parameters
+                )
+            self._observe(raw.headers)
+            # The typed call builds and checks the request; the answer is read as plain JSON
+            # (building the SDK's model of it costs CPU at fan-out and checks nothing more).
+            return _read(raw.http_response.json())
+
+        def on_retry(failure: Failure, wait: float) -> None:
+            log.info("LLM attempt failed (%s); retrying in %.2fs", failure.reason, wait)
+
+        try:
+            (
+                text,
+                finish_reason,
+                prompt_tokens,
+                completion_tokens,
+                served_by,
+            ) = await call_with_retries(
+                attempt,
+                self.policy,
+                classify=self._classify,
+                sleep=self._sleep,
+                on_retry=on_retry,
+                rng=self._rng,
+            )
+        except Failure as failure:
+            raise CallFailed(
+                self._scrub(str(failure)),
+                reason=failure.reason,
+                attempts=failure.attempts,
+                transient=failure.transient,
+            ) from None
+        return LLMAnswer(
+            text=text,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=served_by,
+            attempts=attempts,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def _observe(self, headers: Mapping[str, str]) -> None:
+        """Pause every call until the quota resets when an answer says it is used up (at most
+        ``llm_backoff_max_s``)."""
+        wait = server_wait_seconds(
+            {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+        )
+        if wait:
+            wait = min(wait, self.policy.max_server_wait_s)
+            self._resume_at = max(self._resume_at, time.monotonic() + wait)
+
+    def _classify(self, exc: BaseException) -> Failure | None:
+        """What a failed attempt means; None for exceptions that are bugs of ours (and for
+        :class:`CallStopped`, which is raised as it is)."""
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            detail = self._scrub(f"HTTP {status}: {_body_excerpt(exc)}")
-            if status in (401, 403):
-                return _Failure(Reason.LLM_AUTH_ERROR, False, detail)
-            if status == 429:
-                return _Failure(Reason.LLM_RATE_LIMITED, True, detail, _retry_after(exc))
-            if status == 408:
-                return _Failure(Reason.LLM_TIMEOUT, True, detail, _retry_after(exc))
-            if status >= 500:
-                return _Failure(Reason.LLM_SERVER_ERROR, True, detail, _retry_after(exc))
-            if status == 409:  # a conflict on the server's side, worth another try
-                return _Failure(Reason.LLM_ERROR, True, detail, _retry_after(exc))
-            return _Failure(Reason.LLM_BAD_REQUEST, False, detail)
+            return self._status_failure(exc)
         if isinstance(exc, openai.APITimeoutError) and isinstance(
             exc.__cause__, httpx2.ConnectTimeout | httpx2.ConnectError
         ):
             # The aiohttp transport reports a refused connection as a connect timeout.
-            return _Failure(Reason.LLM_CONNECTION_ERROR, True, "the endpoint could not be reached")
+            return _transient(Reason.LLM_CONNECTION_ERROR, "the endpoint could not be reached")
         if isinstance(exc, openai.APITimeoutError | TimeoutError):
-            return _Failure(Reason.LLM_TIMEOUT, True, f"no answer within {self.timeout_s:g}s")
+            return _transient(Reason.LLM_TIMEOUT, f"no answer within {self.timeout_s:g}s")
         if isinstance(exc, openai.APIConnectionError):
-            return _Failure(Reason.LLM_CONNECTION_ERROR, True, "the endpoint could not be reached")
+            return _transient(Reason.LLM_CONNECTION_ERROR, "the endpoint could not be reached")
         if isinstance(exc, _Malformed | openai.OpenAIError | ValueError):
             # A 200 whose body is not a chat completion: the server misbehaved, try again.
-            return _Failure(Reason.LLM_ERROR, True, self._scrub(f"malformed answer: {exc}"))
+            return _transient(Reason.LLM_ERROR, self._scrub(f"malformed answer: {exc}"))
         return None
 
+    def _status_failure(self, exc: openai.APIStatusError) -> Failure:
+        status = exc.status_code
+        headers = exc.response.headers
+        code, kind, message = _error_fields(exc)
+        detail = self._scrub(f"HTTP {status}: {message}")
+        wait = server_wait_seconds(headers)
+        if status in (401, 403):
+            reason, transient = Reason.LLM_AUTH_ERROR, False
+        elif status == 429 and "insufficient_quota" in (code, kind):
+            reason, transient = Reason.LLM_QUOTA_EXHAUSTED, False
+        elif status == 429:
+            reason, transient = Reason.LLM_RATE_LIMITED, True
+        elif status == 408:
+            reason, transient = Reason.LLM_TIMEOUT, True
+        elif status >= 500:
+            reason, transient = Reason.LLM_SERVER_ERROR, True
+        elif status == 409:  # a conflict on the server's side, worth another try
+            reason, transient = Reason.LLM_ERROR, True
+        else:
+            reason, transient = Reason.LLM_BAD_REQUEST, False
+        should_retry = (headers.get("x-should-retry") or "").strip().lower()
+        if reason.value not in STOPPING and should_retry in ("true", "false"):
+            transient = should_retry == "true"
+        return Failure(
+            detail, reason=reason.value, transient=transient, wait_s=wait, status=status, code=code
+        )
+
     def _scrub(self, text: str) -> str:
-        text = text[:_MESSAGE_CHARS]
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact.redact(text[:_MESSAGE_CHARS], extra=(self._secret,))
+
+
+def _transient(reason: Reason, message: str) -> Failure:
+    return Failure(message, reason=reason.value, transient=True)
 
 
 def _http_client() -> openai.DefaultAsyncHttpxClient | None:
@@ -244,22 +306,16 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _body_excerpt(exc: openai.APIStatusError) -> str:
+def _error_fields(exc: openai.APIStatusError) -> tuple[str | None, str | None, str]:
+    """(code, type, message) of an error answer, as far as its body says."""
     body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message)[:_MESSAGE_CHARS]
-    return str(exc.message)[:_MESSAGE_CHARS]
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after`` secs or date)."""
-    headers = exc.response.headers
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    return retry_after_seconds(headers.get("retry-after"))
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code, kind = error.get("code"), error.get("type")
+        message = error.get("message")
+        return (
+            code if isinstance(code, str) else None,
+            kind if isinstance(kind, str) else None,
+            str(message if message is not None else exc.message)[:_MESSAGE_CHARS],
+        )
+    return None, None, str(exc.message)[:_MESSAGE_CHARS]

@@ -24,6 +24,33 @@ from dynosaur.settings import ModelPrice, Settings
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING_TOKENS = 3
 
+# OpenAI's standard-tier list prices, USD per 1M tokens (input, output): the OpenAI API pricing
+# page (developers.openai.com/api/docs/pricing) as summarised by deploybase.ai's "OpenAI pricing"
+# table, March 2026; cached-input and Batch discounts are not modelled (a run is charged the full
+# price, an upper bound). Reasoning tokens are billed as output and are part of
+# ``completion_tokens``. Dated variants (``gpt-4o-mini-2024-07-18``) take their family's price
+# (Settings.price_for); DYNOSAUR_LLM_PRICES replaces the whole table.
+PRICES: dict[str, ModelPrice] = {
+    name: ModelPrice(input=price_in, output=price_out)
+    for name, (price_in, price_out) in {
+        "gpt-5.4": (2.50, 15.00),
+        "gpt-5.1": (1.25, 10.00),
+        "gpt-5": (1.25, 10.00),
+        "gpt-5-mini": (0.25, 2.00),
+        "gpt-5-nano": (0.05, 0.40),
+        "gpt-4.1": (2.00, 8.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+        "gpt-4.1-nano": (0.10, 0.40),
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4o-mini": (0.15, 0.60),
+        "o3": (2.00, 8.00),
+        "o3-mini": (1.10, 4.40),
+        "o4-mini": (1.10, 4.40),
+        "o1": (15.00, 60.00),
+        "gpt-3.5-turbo": (0.50, 1.50),
+    }.items()
+}
+
 
 def call_cost(price: ModelPrice | None, prompt_tokens: int, completion_tokens: int) -> float:
     """USD for one call (0 when the model's price is unknown)."""

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from dynosaur.generate.cost import call_cost, count_prompt_tokens, token_method
-from dynosaur.generate.jobs import Job
+from dynosaur.generate.jobs import Job, max_output_tokens
 from dynosaur.generate.ledger import Ledger
 from dynosaur.model import StepSummary
+from dynosaur.reasons import Reason
 from dynosaur.settings import ModelPrice, Settings
 from dynosaur.store import ledger as ledger_store
 
@@ -29,9 +30,14 @@ def estimate(
     model's average answer so far (else the full token allowance); answers the ledger already
     holds are reused for free."""
     model = settings.llm_model
-    known = ledger.succeeded(j.request.request_hash for j in jobs)
+    # Unusable answers are in the ledger (paid) but never served: not reused.
+    known = {
+        digest: record
+        for digest, record in ledger.succeeded(j.request.request_hash for j in jobs).items()
+        if Reason.LLM_UNUSABLE_ANSWER.value not in record.notes
+    }
     typical = ledger_store.mean_completion_tokens(engine, model)
-    out_tokens = round(typical) if typical is not None else settings.llm_max_tokens
+    out_tokens = round(typical) if typical is not None else max_output_tokens(settings)
     summary = StepSummary(step)
     seen: set[str] = set()
     tokens_in = 0
@@ -48,7 +54,7 @@ def estimate(
         by_kind[job.prompt_kind].append(prompt_tokens)
         tokens_in += prompt_tokens
         cost += call_cost(price, prompt_tokens, out_tokens)
-        cost_max += call_cost(price, prompt_tokens, settings.llm_max_tokens)
+        cost_max += call_cost(price, prompt_tokens, max_output_tokens(settings))
         if budget is None or cost <= budget:
             fit += 1
         summary.add("dry_run", job.prompt_kind)

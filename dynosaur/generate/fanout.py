@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from dynosaur.generate.batcher import Batcher
-from dynosaur.generate.client import CallFailed, LLMClient
+from dynosaur.generate.client import CallFailed, CallStopped, LLMClient
 from dynosaur.generate.cost import prompt_tokens_bound, reservation
+from dynosaur.generate.jobs import attempt_request, max_output_tokens
 from dynosaur.generate.ledger import CallRequest, Claim, Ledger, release_token
 from dynosaur.generate.recording import Finished, Outcome, Recorder
 from dynosaur.progress import Progress
@@ -33,6 +34,12 @@ T = TypeVar("T")
 _DB_THREADS = 4
 _BUSY_POLL_S = 2.0
 _REUSE_BATCH = 256
+# Calls in a row that failed transiently after all their retries: the endpoint is taken as
+# unreachable and the run stops sending (what it did not send is deferred, due at once).
+_UNREACHABLE_STREAK = 3
+_NOT_UNREACHABLE = frozenset(
+    {Reason.BUDGET_EXHAUSTED, Reason.LLM_AUTH_ERROR, Reason.LLM_QUOTA_EXHAUSTED}
+)
 
 # Requests to send, by hash, with the generations each answers (several configs may share one).
 Groups = dict[str, list[GenerationRow]]
@@ -54,15 +61,15 @@ class Figures:
     generations_succeeded: int = 0
     generations_failed: int = 0
     generations_deferred: int = 0
+    # deferred because the endpoint could not be reached (transient failures after retries, or
+    # not sent once the run stopped for that): the step raises ServiceUnavailable for these
+    generations_deferred_unreachable: int = 0
     responses_truncated: int = 0
+    answers_unusable: int = 0  # answers paid in this run that could not be used
 
     def as_dict(self) -> dict[str, Any]:
         """The figures, cost rounded to 8 decimals."""
         return {**asdict(self), "cost_usd": round(self.cost_usd, 8)}
-
-
-class _Stopped(Exception):
-    """The run stopped (rejected API key) before this call reached the wire."""
 
 
 class FanOut:
@@ -93,6 +100,11 @@ class FanOut:
         self._outstanding = 0  # calls this run claimed and has not recorded yet
         self._settled = 0  # calls recorded so far (wakes claims waiting for budget)
         self._settle: asyncio.Condition | None = None
+        self._transient_streak = 0
+        self._unwritten = asyncio.Semaphore(1)  # replaced per fan-out
+        # The first request (attempt 0) of each prompt whose current request is a later attempt,
+        # by the current request's hash (set by the step).
+        self.bases: dict[str, CallRequest] = {}
 
     # --- store work (in threads: the event loop never waits on Postgres) -------------------------
 
@@ -116,19 +128,30 @@ class FanOut:
 
     def reuse_known(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
         """Answer every request the ledger already holds, before any call is sent (removes them
-        from ``groups`` and ``requests``)."""
+        from ``groups`` and ``requests``). A stored answer that is unusable is not served: its
+        prompt's next attempt takes its place in ``groups``."""
         known = [
             Finished(record.id, requests[digest], groups[digest], record=record)
             for digest, record in self.ledger.succeeded(groups).items()
         ]
+        retries: list[Finished] = []
         for start in range(0, len(known), _REUSE_BATCH):
             batch = known[start : start + _REUSE_BATCH]
             for item, outcome in zip(batch, self.recorder.record(batch), strict=True):
                 self._count(outcome, item.members)
                 self.figures.calls_reused += 1
-                self._advance(len(item.members))
+                if outcome.state == "retry":
+                    retries.append(item)
+                else:
+                    self._advance(len(item.members))
         for item in known:
             del groups[item.request.request_hash], requests[item.request.request_hash]
+        for item in retries:
+            base = self.bases.pop(item.request.request_hash, item.request)
+            following = attempt_request(base, item.request.attempt + 1)
+            groups.setdefault(following.request_hash, []).extend(item.members)
+            requests[following.request_hash] = following
+            self.bases[following.request_hash] = base
 
     def run(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
         """Send every request of ``groups`` (see :meth:`fan_out`), from synchronous code."""
@@ -139,14 +162,17 @@ class FanOut:
         """Send every remaining request, at most ``llm_concurrency`` on the wire at a time.
 
         A job claims its request, sends it, and records the answer. Only the sending holds one
-        of the ``llm_concurrency`` wire slots; claims and records (batched store round trips)
-        overlap with other jobs' requests, up to twice as many jobs being in progress as on the
-        wire.
+        of the ``llm_concurrency`` wire slots. Claims run ahead of the wire (at most twice the
+        concurrency claimed and not answered), and recording is off the critical path: an answer
+        leaves its job slot at once for the writer, which batches answers into one transaction
+        while calls continue (at most ``llm_concurrency`` answers wait to be written: what a
+        crash can leave answered but unrecorded is bounded by twice the concurrency).
         """
         concurrency = self.settings.llm_concurrency
         self._settle = asyncio.Condition()
         wire = asyncio.Semaphore(concurrency)
         jobs = asyncio.Semaphore(2 * concurrency)
+        self._unwritten = asyncio.Semaphore(concurrency)
         claims: Batcher[tuple[CallRequest, float], Claim] = Batcher(self._claim_batch)
         writes: Batcher[Finished, Outcome] = Batcher(self._record_batch)
         threads = min(_DB_THREADS, concurrency)
@@ -173,7 +199,7 @@ class FanOut:
         reserve = 0.0
         if self.budget is not None:
             bound = prompt_tokens_bound(request.messages)
-            reserve = reservation(self.price, bound, self.settings.llm_max_tokens)
+            reserve = reservation(self.price, bound, max_output_tokens(self.settings))
         while True:
             seen = self._settled
             claim = await claims((request, reserve))
@@ -203,6 +229,11 @@ class FanOut:
         async with self._settle:
             self._settle.notify_all()
 
+    def halted(self) -> bool:
+        """No call of this run may be sent any more (a rejected key, no quota, the endpoint
+        unreachable); a budget stop still sends the calls already claimed."""
+        return self.stop_reason is not None and self.stop_reason is not Reason.BUDGET_EXHAUSTED
+
     async def _one(
         self,
         client: LLMClient,
@@ -213,6 +244,30 @@ class FanOut:
         request: CallRequest,
         members: list[GenerationRow],
     ) -> None:
+        """One prompt's requests: the first, then one more per unusable answer (at most
+        ``llm_max_unusable`` in all: the recorder decides)."""
+        base = self.bases.get(request.request_hash, request)
+        while True:
+            outcome = await self._attempt(client, jobs, wire, claims, writes, request, members)
+            if outcome is None or outcome.state != "retry":
+                break
+            request = attempt_request(base, request.attempt + 1)
+        self._advance(len(members))
+
+    async def _attempt(
+        self,
+        client: LLMClient,
+        jobs: asyncio.Semaphore,
+        wire: asyncio.Semaphore,
+        claims: Batcher[tuple[CallRequest, float], Claim],
+        writes: Batcher[Finished, Outcome],
+        request: CallRequest,
+        members: list[GenerationRow],
+    ) -> Outcome | None:
+        """Claim, send and record one request; None when it ended without an answer (deferred,
+        failed). Recording runs outside the job's slot: the next job claims and sends while the
+        writer batches this answer with others."""
+        f = self.figures
         async with jobs:
             claim = None if self.stop_reason is not None else await self._claim(claims, request)
             if claim is None or claim.kind == "budget":
@@ -225,61 +280,95 @@ class FanOut:
                     )
                 reason = self.stop_reason or Reason.BUDGET_EXHAUSTED
                 await self.db(self.recorder.defer, members, reason)
-                self.figures.generations_deferred += len(members)
-                self._advance(len(members))
-                return
+                self._deferred(members, reason)
+                return None
             if claim.kind == "reuse":
                 assert claim.record is not None and claim.call_id is not None
                 done = Finished(claim.call_id, request, members, record=claim.record)
-                self._count(await writes(done), members)
-                self.figures.calls_reused += 1
-                self._advance(len(members))
-                return
-            assert claim.call_id is not None and claim.token is not None
-            try:
-                async with wire:
-                    if self.stop_reason is Reason.LLM_AUTH_ERROR:
-                        raise _Stopped
-                    self.figures.calls_sent += 1
-                    self.in_flight += 1
-                    try:
-                        answer = await client.complete(
-                            request.model, request.messages, request.parameters
-                        )
-                    finally:
-                        self.in_flight -= 1
-            except _Stopped:
-                # The key was rejected while this call waited for the wire: it is not sent.
-                await self.db(self.recorder.release, claim.call_id, claim.token, members)
-                release_token(claim.token)
-                await self._settled_one()
-                self.figures.generations_deferred += len(members)
-                self._advance(len(members))
-                return
-            except CallFailed as failure:
-                if failure.reason == Reason.LLM_AUTH_ERROR:
-                    self.stop_reason = Reason.LLM_AUTH_ERROR
-                await self.db(
-                    self.recorder.record_failure, claim.call_id, claim.token, failure, members
-                )
-                release_token(claim.token)
-                await self._settled_one()
-                f = self.figures
-                f.calls_failed += 1
-                f.attempts += failure.attempts
-                if failure.reason == Reason.LLM_AUTH_ERROR:
-                    f.generations_deferred += len(members)
-                else:
-                    f.generations_failed += len(members)
-                self._advance(len(members))
-                return
-            outcome = await writes(Finished(claim.call_id, request, members, answer=answer))
+            else:
+                assert claim.call_id is not None and claim.token is not None
+                try:
+                    async with wire:
+                        if self.halted():
+                            raise CallStopped
+                        f.calls_sent += 1
+                        self.in_flight += 1
+                        try:
+                            answer = await client.complete(
+                                request.model,
+                                request.messages,
+                                request.parameters,
+                                stopped=self.halted,
+                            )
+                        finally:
+                            self.in_flight -= 1
+                except CallStopped:
+                    # The run stopped while this call waited for the wire or for a retry.
+                    reason = self.stop_reason or Reason.LLM_ERROR
+                    await self.db(
+                        self.recorder.release, claim.call_id, claim.token, members, reason
+                    )
+                    release_token(claim.token)
+                    await self._settled_one()
+                    self._deferred(members, reason)
+                    return None
+                except CallFailed as failure:
+                    self._failed(failure)
+                    deferred = await self.db(
+                        self.recorder.record_failure, claim.call_id, claim.token, failure, members
+                    )
+                    release_token(claim.token)
+                    await self._settled_one()
+                    f.calls_failed += 1
+                    f.attempts += failure.attempts
+                    if failure.stops_run:
+                        f.generations_deferred += len(members)
+                    else:
+                        f.generations_deferred += deferred
+                        f.generations_deferred_unreachable += deferred
+                        f.generations_failed += len(members) - deferred
+                    return None
+                self._transient_streak = 0
+                f.calls_succeeded += 1
+                f.attempts += answer.attempts
+                done = Finished(claim.call_id, request, members, answer=answer)
+            await self._unwritten.acquire()  # still in the job slot: back pressure on claims
+        try:
+            outcome = await writes(done)
+        finally:
+            self._unwritten.release()
+        if claim.kind == "reuse":
+            f.calls_reused += 1
+        else:
             release_token(claim.token)
             await self._settled_one()
-            self._count(outcome, members)
-            self.figures.calls_succeeded += 1
-            self.figures.attempts += answer.attempts
-            self._advance(len(members))
+        self._count(outcome, members)
+        return outcome
+
+    def _failed(self, failure: CallFailed) -> None:
+        """Stop the run on a rejected key or an exhausted quota, and when the endpoint cannot be
+        reached: ``_UNREACHABLE_STREAK`` calls in a row failed transiently after their retries."""
+        if self.stop_reason is not None and self.stop_reason is not Reason.BUDGET_EXHAUSTED:
+            return
+        if failure.stops_run:
+            self.stop_reason = Reason(failure.reason)
+            log.warning("the LLM endpoint answered %s: no new calls start", failure.reason)
+            return
+        if failure.transient:
+            self._transient_streak += 1
+            if self._transient_streak >= _UNREACHABLE_STREAK:
+                self.stop_reason = Reason(failure.reason)
+                log.warning(
+                    "%d LLM calls in a row failed (%s) after their retries: no new calls start; "
+                    "a later run sends the rest",
+                    self._transient_streak,
+                    failure.reason,
+                )
+
+    def _deferred(self, members: list[GenerationRow], reason: Reason) -> None:
+        self.figures.generations_deferred += len(members)
+        if reason not in _NOT_UNREACHABLE:
+            self.figures.generations_deferred_unreachable += len(members)
 
     def _count(self, outcome: Outcome, members: list[GenerationRow]) -> None:
         """Add a recorded answer to the run's figures (on the event loop's thread only)."""
@@ -288,8 +377,12 @@ class FanOut:
         f.tokens_in += outcome.tokens_in
         f.tokens_out += outcome.tokens_out
         f.cost_usd += outcome.cost_usd
-        f.generations_succeeded += len(members)
-        f.responses_truncated += len(members) if outcome.truncated else 0
+        f.answers_unusable += 1 if outcome.unusable else 0
+        if outcome.state == "done":
+            f.generations_succeeded += len(members)
+            f.responses_truncated += len(members) if outcome.truncated else 0
+        elif outcome.state == "failed":
+            f.generations_failed += len(members)
 
     def _advance(self, n: int) -> None:
         f = self.figures

@@ -46,15 +46,27 @@ _live_lock = threading.Lock()
 
 
 def request_hash(
-    model: str, messages: Sequence[dict[str, Any]], parameters: dict[str, Any], prompt_version: str
+    model: str,
+    messages: Sequence[dict[str, Any]],
+    parameters: dict[str, Any],
+    prompt_version: str,
+    *,
+    attempt: int = 0,
 ) -> str:
-    """sha256 over the canonical JSON of everything that determines the answer."""
-    payload = {
+    """sha256 over the canonical JSON of everything that determines the answer.
+
+    ``attempt`` numbers the requests of one prompt after unusable answers (0: the first). It is
+    hashed only when above 0, so first requests keep the hashes they always had; a later attempt
+    is a distinct ledger row even if its messages were the same.
+    """
+    payload: dict[str, Any] = {
         "model": model,
         "messages": list(messages),
         "parameters": parameters,
         "prompt_version": prompt_version,
     }
+    if attempt > 0:
+        payload["answer_attempt"] = attempt
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -74,6 +86,7 @@ class CallRequest:
     messages: tuple[dict[str, Any], ...]
     parameters: dict[str, Any]
     prompt_version: str
+    attempt: int = 0  # requests of this prompt sent before, whose answers were unusable
 
 
 @dataclass(frozen=True)

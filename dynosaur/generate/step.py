@@ -9,16 +9,17 @@ waiting for the next run. ``dry_run`` only estimates (:mod:`.estimate`).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import LLMAuthError
+from dynosaur.errors import LLMAuthError, LLMQuotaError, ServiceUnavailable
 from dynosaur.generate.cost import model_price, run_budget
 from dynosaur.generate.estimate import estimate
 from dynosaur.generate.fanout import FanOut, Figures, Groups
-from dynosaur.generate.jobs import plan_jobs
+from dynosaur.generate.jobs import attempt_request, plan_jobs
 from dynosaur.generate.ledger import CallRequest, Ledger, lease_seconds
 from dynosaur.generate.recording import Recorder
 from dynosaur.model import StepSummary
@@ -28,12 +29,17 @@ from dynosaur.settings import Settings
 from dynosaur.store import generations
 
 STEP = "generate"
+log = logging.getLogger(__name__)
 
 
-def generate_queue(settings: Settings, engine: Engine, *, limit: int | None = None) -> list[int]:
+def generate_queue(
+    settings: Settings, engine: Engine, *, limit: int | None = None, run_key: str | None = None
+) -> list[int]:
     """Ids of the configs waiting for task generation (``collected``, and ``deferred`` by an
-    earlier run: budget reached, API key rejected), oldest first."""
-    return generations.queue(engine, limit=limit)
+    earlier run: budget reached, API key rejected, no quota, the endpoint unreachable) that are
+    due, oldest first. Configs deferred after transient failures are due at their next attempt
+    time, or at once for the run ``run_key`` that deferred them."""
+    return generations.queue(engine, limit=limit, run_key=run_key)
 
 
 def generate(
@@ -50,8 +56,13 @@ def generate(
 
     ``budget_usd`` caps what this run (``run_key``, across chunks and processes) may spend; None
     takes ``settings.budget_usd``, a negative value means no cap. ``dry_run`` sends nothing and
-    writes nothing: it estimates tokens and cost. Raises :class:`LLMAuthError` (after recording
-    what is done) when the endpoint rejects the API key.
+    writes nothing: it estimates tokens and cost.
+
+    Raises, after recording what is done: :class:`LLMAuthError` when the endpoint rejects the
+    API key, :class:`LLMQuotaError` when the account has no quota left (the run stops: at most the
+    calls already in flight finish), :class:`ServiceUnavailable` (service ``llm``) when calls
+    could not get an answer (unreachable, timeouts, 5xx, 429 after retries): those generations
+    are deferred (retryable) and re-running the same ``run_key`` sends them.
     """
     budget = run_budget(settings, budget_usd)
     price = model_price(settings, settings.llm_model, budget)
@@ -64,24 +75,38 @@ def generate(
     by_key = {(g.config_id, g.prompt_kind): g for g in rows}
     groups: Groups = defaultdict(list)
     requests: dict[str, CallRequest] = {}
+    bases: dict[str, CallRequest] = {}
     for job in jobs:
         generation = by_key[(job.config_id, job.prompt_kind)]
         if generation.status == "succeeded":
             continue
-        groups[job.request.request_hash].append(generation)
-        requests[job.request.request_hash] = job.request
+        # After unusable answers, the prompt's next request is a distinct one (attempt n).
+        request = attempt_request(job.request, generation.unusable_answers)
+        groups[request.request_hash].append(generation)
+        requests[request.request_hash] = request
+        if request is not job.request:
+            bases[request.request_hash] = job.request
     for members in groups.values():  # one lock order for configs that share a request
         members.sort(key=lambda g: g.config_id)
 
+    recorder = Recorder(
+        engine,
+        price,
+        settings.tasks_per_config,
+        max_unusable=settings.llm_max_unusable,
+        max_deferrals=settings.llm_max_deferrals,
+        defer_s=settings.llm_defer_s,
+    )
     fan_out = FanOut(
         settings,
         ledger,
-        Recorder(engine, price, settings.tasks_per_config),
+        recorder,
         price=price,
         budget=budget,
         run_key=run_key,
         progress=progress or NullProgress(),
     )
+    fan_out.bases.update(bases)
     fan_out.progress.start(sum(len(g) for g in groups.values()), STEP)
     try:
         fan_out.reuse_known(groups, requests)
@@ -89,10 +114,26 @@ def generate(
     finally:
         fan_out.progress.finish()
     summary = _summary(engine, config_ids, fan_out.figures)
+    deferred = summary.figures["generations_deferred"]
     if fan_out.stop_reason is Reason.LLM_AUTH_ERROR:
         raise LLMAuthError(
             f"the LLM endpoint {settings.llm_base_url} rejected the API key; "
-            f"{summary.figures['generations_deferred']} generation(s) deferred to a later run"
+            f"{deferred} generation(s) deferred to a later run"
+        )
+    if fan_out.stop_reason is Reason.LLM_QUOTA_EXHAUSTED:
+        raise LLMQuotaError(
+            f"the LLM account has no quota left (insufficient_quota at {settings.llm_base_url}); "
+            f"{deferred} generation(s) deferred: add credit or raise the limit, then re-run"
+        )
+    unreachable = fan_out.figures.generations_deferred_unreachable
+    if unreachable:
+        log.info("generate summary: %s", summary.figures)
+        raise ServiceUnavailable(
+            f"the LLM endpoint {settings.llm_base_url} could not answer {unreachable} "
+            "generation(s) (unreachable, timeouts, 5xx or 429 after retries); they are deferred: "
+            f"re-running run {run_key!r} once it recovers completes the work",
+            service="llm",
+            deferred=unreachable,
         )
     return summary
 

@@ -9,7 +9,9 @@ Cards are written by hand and often broken: a malformed header is salvaged block
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,14 @@ from typing import Any
 import yaml
 
 from dynosaur.hub.text import CleanReport, clean_text, clean_value, decode_bytes
+from dynosaur.licenses import (
+    LicenseClass,
+    dataset_license_class,
+    license_class,
+    licenses_in_text,
+    normalize_license,
+    usable_licenses,
+)
 from dynosaur.reasons import Reason
 
 try:  # libyaml's loader is several times faster; both are safe loaders
@@ -35,6 +45,7 @@ SUPPORTED_TASKS_HEADINGS = (
     "uses",
 )
 DATA_FIELDS_HEADINGS = ("data fields", "dataset structure")
+LICENSING_HEADINGS = ("licensing information", "licensing", "license", "licence")
 # Sections read without their sub-sections and without "- **Key:** value" metadata bullets: an
 # old card's Dataset Description holds Homepage/Paper links and then every other section.
 _DIRECT_ONLY = frozenset({"dataset description", "description"})
@@ -76,6 +87,13 @@ class CardInfo:
     data_fields: str | None = None
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    licensing: str | None = None  # the Licensing Information section
+    config_languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where the license and the summary came from (card | card_text | dataset_infos), set by
+    # :func:`dynosaur.hub.provenance.complete_card`; None when there is none.
+    license_source: str | None = None
+    license_class: str | None = None
+    description_source: str | None = None
 
 
 def parse_card(raw: bytes, *, truncated: bool = False) -> CardInfo:
@@ -102,6 +120,8 @@ def parse_card(raw: bytes, *, truncated: bool = False) -> CardInfo:
 
     meta = data or {}
     markdown = Markdown(body)
+    summary = markdown.section(SUMMARY_HEADINGS) or markdown.lead()
+    raw_languages = meta.get("language", meta.get("languages"))
     return CardInfo(
         data=data,
         pretty_name=_first(flat_strings(meta.get("pretty_name"))) or markdown.title(),
@@ -110,12 +130,22 @@ def parse_card(raw: bytes, *, truncated: bool = False) -> CardInfo:
         multilinguality=_lower(flat_strings(meta.get("multilinguality"))),
         task_categories=_lower(flat_strings(meta.get("task_categories"))),
         task_ids=_lower(flat_strings(meta.get("task_ids"))),
-        summary=markdown.section(SUMMARY_HEADINGS) or markdown.lead(),
+        summary=summary,
         supported_tasks=markdown.section(SUPPORTED_TASKS_HEADINGS),
         data_fields=markdown.section(DATA_FIELDS_HEADINGS),
         notes=tuple(dict.fromkeys(notes)),
         problems=tuple(problems),
+        licensing=markdown.section(LICENSING_HEADINGS),
+        config_languages=_per_config(raw_languages),
+        description_source="card" if summary else None,
     )
+
+
+def _per_config(value: Any) -> dict[str, tuple[str, ...]]:
+    """An old card's per-config languages (``language: {config: [codes]}``)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _lower(flat_strings(v)) for k, v in value.items() if flat_strings(v)}
 
 
 # --- YAML header ------------------------------------------------------------------------------
@@ -372,3 +402,79 @@ def clean_markdown(text: str) -> str | None:
     if _EMPTY_SECTION.fullmatch(_TRAILING_PUNCTUATION.sub("", out)):
         return None
     return clean_text(out, limit=SECTION_MAX_CHARS) or None
+
+
+# --- fallbacks: the Licensing section, dataset_infos.json --------------------------------------
+
+
+def needs_infos(card: CardInfo) -> bool:
+    """Whether ``dataset_infos.json`` could add what the card lacks: a license (neither the
+    YAML header nor the Licensing section names one) or a summary."""
+    return card.summary is None or (
+        not usable_licenses(card.licenses) and not licenses_in_text(card.licensing)
+    )
+
+
+def parse_infos(raw: bytes | None) -> dict[str, dict[str, Any]]:
+    """``dataset_infos.json`` as config -> info (empty when missing, cut or unreadable)."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(decode_bytes(raw)[0])
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _infos_licenses(infos: dict[str, dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for info in infos.values():
+        text = info.get("license")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        as_id = normalize_license(text)
+        named = [as_id] if license_class(as_id) != LicenseClass.UNKNOWN else []
+        for lic in named or licenses_in_text(text):
+            if lic not in found:
+                found.append(lic)
+    return found
+
+
+def _infos_description(infos: dict[str, dict[str, Any]]) -> str | None:
+    for info in infos.values():
+        text = info.get("description")
+        if isinstance(text, str) and text.strip():
+            cleaned = clean_markdown(text)
+            if cleaned:
+                return cleaned
+    return None
+
+
+def complete_card(card: CardInfo, infos_raw: bytes | None = None) -> CardInfo:
+    """The card with its license and summary completed from the fallbacks, and where each
+    came from: a license from the YAML header (``card``), else the Licensing section
+    (``card_text``), else ``dataset_infos.json`` (``dataset_infos``); a summary from the card,
+    else the description in ``dataset_infos.json``. ``license_class`` is the class of the
+    licenses kept (``unknown`` without any)."""
+    infos = parse_infos(infos_raw)
+    licenses, source = list(card.licenses), None
+    if usable_licenses(card.licenses):
+        source = "card"
+    elif found := licenses_in_text(card.licensing):
+        licenses, source = found, "card_text"
+    elif found := _infos_licenses(infos):
+        licenses, source = found, "dataset_infos"
+    summary, description_source = card.summary, card.description_source
+    if summary is None and (described := _infos_description(infos)):
+        summary, description_source = described, "dataset_infos"
+    usable = usable_licenses(licenses)
+    return dataclasses.replace(
+        card,
+        licenses=tuple(licenses),
+        license_source=source,
+        license_class=dataset_license_class(usable).value,
+        summary=summary,
+        description_source=description_source,
+    )

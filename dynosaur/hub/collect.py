@@ -23,8 +23,14 @@ from sqlalchemy.engine import Engine
 
 from dynosaur import decontam
 from dynosaur.errors import HubRequestError
-from dynosaur.hub.card import CardInfo, parse_card
-from dynosaur.hub.client import HubClient, check_dataset_id
+from dynosaur.hub.card import CardInfo, complete_card, needs_infos, parse_card
+from dynosaur.hub.client import (
+    VIEWER_FAMILIES,
+    VIEWER_PERMANENT_REASONS,
+    HubClient,
+    ViewerAnswer,
+    check_dataset_id,
+)
 from dynosaur.hub.features import (
     build_sample,
     features_from_viewer,
@@ -32,10 +38,18 @@ from dynosaur.hub.features import (
     normalise_features,
     sample_fields,
 )
-from dynosaur.hub.rules import dataset_skip, fields_skip, language_code, sample_skip
+from dynosaur.hub.language import ConfigLanguage, allowed_set, before_rows, is_allowed
+from dynosaur.hub.rules import (
+    dataset_skip,
+    fields_skip,
+    language_code,
+    language_skip,
+    sample_skip,
+)
 from dynosaur.model import StepSummary
 from dynosaur.progress import NullProgress, Progress
 from dynosaur.reasons import Reason
+from dynosaur.redact import redact
 from dynosaur.settings import Settings
 from dynosaur.store.datasets import (
     COLLECTABLE,
@@ -50,10 +64,20 @@ from dynosaur.store.datasets import (
 log = logging.getLogger(__name__)
 
 # Errors after which a later run may succeed: the dataset is deferred, not failed.
-_DEFERRING = frozenset({Reason.VIEWER_NOT_READY, Reason.RATE_LIMITED, Reason.HUB_ERROR})
+_DEFERRING = frozenset(
+    {
+        Reason.VIEWER_NOT_READY,
+        Reason.RATE_LIMITED,
+        Reason.HUB_ERROR,
+        Reason.VIEWER_STALE_REVISION,
+    }
+)
 _SPLIT_PREFERENCE = ("train", "validation")
 _DATASETS_PER_SLOT = 4  # datasets in flight per request slot: enough to keep every slot busy
 _WRITE_BATCH = 64  # outcomes per transaction at most
+_WAVES = 3  # configs tried per dataset at most: this many times the cap
+# Configs whose rows showed no allowed language: their place under the cap goes to the next.
+_LANGUAGE_SKIPS = frozenset({Reason.LANGUAGE_NOT_ALLOWED, Reason.NO_TEXT})
 
 
 def collect(
@@ -190,13 +214,27 @@ async def collect_dataset(
         out.card = CardInfo()
         return _final(out, "skipped", Reason.CARD_MISSING, "the dataset has no README.md card")
     card = parse_card(fetched[0], truncated=fetched[1])
+    infos = None
+    if needs_infos(card):  # license and summary fallbacks: one more request, only if needed
+        try:
+            infos = await client.card(row.dataset_id, row.sha, "dataset_infos.json")
+        except HubRequestError as exc:
+            return _after_error(settings, row, out, exc)
+    card = complete_card(card, infos[0] if infos and not infos[1] else None)
     out.card = card
     out.notes.extend(card.notes)
-    skip = dataset_skip(card, allowed_languages=settings.languages, gated=False, private=False)
+    skip = dataset_skip(
+        card,
+        allowed_languages=settings.languages,
+        gated=False,
+        private=False,
+        allowed_licenses=settings.allowed_license_classes,
+        allow_code=settings.allow_code,
+    )
     if skip is not None:
         return _final(out, "skipped", skip.reason, skip.message)
     try:
-        out.configs = await _configs(client, settings, row)
+        out.configs = await _configs(client, settings, row, card)
     except HubRequestError as exc:
         return _after_error(settings, row, out, exc)
     if card.problems:
@@ -227,9 +265,23 @@ def _after_error(
         return _final(out, "skipped", Reason.GATED, message)
     if exc.reason == Reason.NOT_FOUND:
         return _final(out, "failed", Reason.NOT_FOUND, message)
-    if exc.reason in _DEFERRING:
+    if exc.reason in VIEWER_PERMANENT_REASONS or exc.reason == Reason.PRIVATE:
+        # The viewer's answer will not change for this revision: no retry, no later run.
+        return _final(out, "skipped", Reason(exc.reason), message)
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
         return _deferred(settings, row, out, Reason(exc.reason), message)
-    return _final(out, "failed", Reason.HUB_ERROR, message)
+    return _final(out, "failed", Reason.HUB_ERROR, message)  # an answer retrying cannot change
+
+
+def viewer_error_outcome(exc: HubRequestError) -> str:
+    """What collect makes of a dataset whose viewer request failed with ``exc``: ``skipped``
+    (a permanent answer: not found, gated, private, or a viewer family), ``deferred`` (a later
+    run may succeed) or ``failed`` (an answer about our request, retrying cannot change it)."""
+    if exc.reason in (Reason.NOT_FOUND, Reason.GATED, Reason.PRIVATE, *VIEWER_PERMANENT_REASONS):
+        return "skipped"
+    if exc.transient or exc.reason in _DEFERRING - {Reason.HUB_ERROR}:
+        return "deferred"
+    return "failed"
 
 
 def _deferred(
@@ -250,17 +302,52 @@ def _deferred(
 
 
 def _permanent(exc: HubRequestError) -> bool:
-    """A viewer error about one config (its rows cannot be read), not about the dataset."""
-    return (exc.reason == Reason.HUB_ERROR and not exc.transient) or exc.reason == Reason.NOT_FOUND
+    """A viewer error that retrying will not change (its rows cannot be read): the config is
+    skipped, where a transient one defers the dataset."""
+    if exc.transient:
+        return False
+    return exc.reason in (Reason.HUB_ERROR, Reason.NOT_FOUND, *VIEWER_PERMANENT_REASONS)
+
+
+def _config_reason(exc: HubRequestError) -> Reason:
+    """The reason a config is skipped with after a permanent viewer error."""
+    if exc.reason in VIEWER_PERMANENT_REASONS and exc.reason != Reason.VIEWER_DATASET_ERROR:
+        return Reason(exc.reason)
+    return Reason.NO_ROWS  # the viewer could not read this config's rows
+
+
+def _failed_reason(item: dict[str, Any]) -> tuple[Reason, str]:
+    """Reason and message of a config the viewer lists as ``failed``."""
+    error = item.get("error") if isinstance(item.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    code = error.get("error_code") or error.get("cause_exception")
+    reason = VIEWER_FAMILIES.get(code, Reason.VIEWER_DATASET_ERROR) if code else None
+    text = str(error.get("error") or "the viewer could not process this configuration")
+    return reason or Reason.VIEWER_DATASET_ERROR, redact(text)[:1000]
+
+
+async def _viewer_behind(client: HubClient, row: PendingDataset, revision: str) -> bool:
+    """Whether the viewer's ``revision`` is older than the discovered one (then its answers
+    describe data we do not collect): compared by the dates the Hub gives each revision."""
+    try:
+        shown = await client.dataset_info(row.dataset_id, revision=revision)
+    except HubRequestError:
+        return True  # a revision the Hub does not know: not the one we discovered
+    if shown.last_modified is None or row.last_modified is None:
+        return True
+    return shown.last_modified < row.last_modified
 
 
 async def _configs(
-    client: HubClient, settings: Settings, row: PendingDataset
+    client: HubClient, settings: Settings, row: PendingDataset, card: CardInfo
 ) -> list[ConfigOutcome]:
-    """The dataset's configs as the viewer shows them, capped, each collected or skipped."""
+    """The dataset's configs as the viewer shows them, each collected or skipped: configs known
+    to be in no allowed language are skipped without a request; the others are tried in waves,
+    those in an allowed language first, ``max_configs_per_dataset`` of them (a config found
+    foreign from its rows frees its place for the next)."""
     dataset_id = row.dataset_id
-    splits_answer: dict[str, Any] | BaseException
-    info_answer: dict[str, Any] | BaseException
+    splits_answer: ViewerAnswer | BaseException
+    info_answer: ViewerAnswer | BaseException
     splits_answer, info_answer = await asyncio.gather(
         client.viewer("splits", dataset_id),
         client.viewer("info", dataset_id),
@@ -269,37 +356,115 @@ async def _configs(
     if isinstance(splits_answer, BaseException):
         if not isinstance(splits_answer, HubRequestError):
             raise splits_answer
-        if _permanent(splits_answer):
+        if splits_answer.reason == Reason.NOT_FOUND:
             return []  # the viewer does not serve this dataset: no configs
-        raise splits_answer
-    splits = _split_names(splits_answer)
-    if not splits and splits_answer.get("pending"):
+        raise splits_answer  # skipped (a permanent family) or deferred, by collect_dataset
+    revision = splits_answer.revision
+    if revision and revision != row.sha and await _viewer_behind(client, row, revision):
         raise HubRequestError(
-            f"viewer /splits of {dataset_id}: still computing",
+            f"viewer /splits of {dataset_id}: computed for revision {revision}, older than the "
+            f"discovered {row.sha}",
+            reason=Reason.VIEWER_STALE_REVISION,
+            dataset_id=dataset_id,
+            transient=True,
+        )
+    splits = _split_names(splits_answer)
+    pending = _listed_configs(splits_answer.get("pending"))
+    last_attempt = row.attempts + 1 >= settings.viewer_max_attempts
+    if pending and not last_attempt:
+        # Revisited whole in a later run, once the viewer has computed every config.
+        raise HubRequestError(
+            f"viewer /splits of {dataset_id}: {len(pending)} configuration(s) still computing "
+            f"({', '.join(sorted(pending)[:5])})",
             reason=Reason.VIEWER_NOT_READY,
+            dataset_id=dataset_id,
+            transient=True,
+        )
+    unusable: list[ConfigOutcome] = [
+        ConfigOutcome(
+            name=name,
+            status="skipped",
+            reason=Reason.VIEWER_NOT_READY,
+            message=f"still computing after {row.attempts + 1} attempts",
+        )
+        for name in sorted(pending - set(splits))
+    ]
+    failed = [
+        item
+        for item in splits_answer.get("failed") or []
+        if isinstance(item, dict) and item.get("config") not in splits
+    ]
+    if failed and not splits and not pending:
+        # Every config failed in the viewer: the dataset is skipped with the first failure.
+        reason, message = _failed_reason(failed[0])
+        raise HubRequestError(
+            f"viewer /splits of {dataset_id}: every configuration failed ({len(failed)}): "
+            + message,
+            reason=reason,
             dataset_id=dataset_id,
         )
     infos: dict[str, Any] = {}
     if isinstance(info_answer, dict) and isinstance(info_answer.get("dataset_info"), dict):
         infos = info_answer["dataset_info"]
-    names = rank_configs(list(splits), settings.languages)
+    allowed = allowed_set(settings.languages)
+    code = settings.allow_code
+    languages = {name: before_rows(name, card, infos.get(name), allowed) for name in splits}
+    foreign = [
+        n
+        for n in splits
+        if allowed
+        and languages[n].known
+        and not is_allowed(languages[n].codes, allowed, allow_code=code)
+    ]
+    names = rank_configs([n for n in splits if n not in foreign], settings.languages, languages)
     cap = settings.max_configs_per_dataset
-    kept, beyond = names[:cap], names[cap:]
-    try:
-        # A TaskGroup: when one config defers the dataset, the others' requests are cancelled.
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    _config(client, settings, dataset_id, name, splits[name], infos.get(name))
-                )
-                for name in kept
-            ]
-    except BaseExceptionGroup as group_error:
-        first = next((e for e in group_error.exceptions if isinstance(e, HubRequestError)), None)
-        if first is None:
-            raise
-        raise first from None
-    outcomes = [task.result() for task in tasks]
+    outcomes: list[ConfigOutcome] = []
+    tried = 0
+    while tried < len(names) and tried < cap * _WAVES:
+        room = cap - sum(o.reason not in _LANGUAGE_SKIPS for o in outcomes)
+        if room <= 0:
+            break
+        wave = names[tried : tried + room]
+        tried += len(wave)
+        try:
+            # A TaskGroup: when one config defers the dataset, the others' requests are cancelled.
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        _config(
+                            client,
+                            settings,
+                            dataset_id,
+                            name,
+                            splits[name],
+                            infos.get(name),
+                            languages[name],
+                        )
+                    )
+                    for name in wave
+                ]
+        except BaseExceptionGroup as group_error:
+            first = next(
+                (e for e in group_error.exceptions if isinstance(e, HubRequestError)), None
+            )
+            if first is None:
+                raise
+            raise first from None
+        outcomes += [task.result() for task in tasks]
+    beyond = names[tried:]
+    outcomes += [
+        ConfigOutcome(
+            name=name,
+            status="skipped",
+            reason=Reason.LANGUAGE_NOT_ALLOWED,
+            message=f"the config's languages ({', '.join(languages[name].codes)}, from "
+            f"{languages[name].source}) include none of {', '.join(sorted(allowed))}",
+            splits={split: None for split in splits[name]},
+            language=list(languages[name].codes),
+            language_source=languages[name].source,
+        )
+        for name in foreign
+    ]
     outcomes += [
         ConfigOutcome(
             name=name,
@@ -307,10 +472,22 @@ async def _configs(
             reason=Reason.CONFIG_CAP,
             message=f"beyond the first {cap} of {len(names)} configurations",
             splits={split: None for split in splits[name]},
+            language=list(languages[name].codes),
+            language_source=languages[name].source,
         )
         for name in beyond
     ]
-    return outcomes
+    order = {name: i for i, name in enumerate(splits)}
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order))) + unusable
+
+
+def _listed_configs(items: Any) -> set[str]:
+    """Config names of a ``pending`` or ``failed`` list of the viewer."""
+    return {
+        item["config"]
+        for item in items or []
+        if isinstance(item, dict) and isinstance(item.get("config"), str)
+    }
 
 
 def _split_names(answer: dict[str, Any]) -> dict[str, list[str]]:
@@ -327,14 +504,21 @@ def _split_names(answer: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def rank_configs(names: Sequence[str], languages: Sequence[str]) -> list[str]:
-    """Configs in the viewer's order, those named after an allowed language first (so a cap on
-    configs keeps ``en`` or ``de-en`` of a hundred-language dataset)."""
+def rank_configs(
+    names: Sequence[str],
+    languages: Sequence[str],
+    known: dict[str, ConfigLanguage] | None = None,
+) -> list[str]:
+    """Configs in the viewer's order, those known to be in an allowed language (``known``) or
+    named after one first (so a cap on configs keeps ``en`` or ``de-en`` of a hundred-language
+    dataset)."""
     allowed = {language_code(lang) for lang in languages if lang.strip()}
     if not allowed:
         return list(names)
 
     def speaks(name: str) -> bool:
+        if known is not None and name in known and known[name].known:
+            return bool(set(known[name].codes) & allowed) or "code" in known[name].codes
         return any(token in allowed for token in re.split(r"[-_.+ ]", name.lower()))
 
     return sorted(names, key=lambda name: not speaks(name))
@@ -366,9 +550,13 @@ async def _config(
     name: str,
     split_names: list[str],
     info: Any,
+    language: ConfigLanguage | None = None,
 ) -> ConfigOutcome:
-    """One config: features, then (unless they already rule it out) its sample rows."""
+    """One config: features, then (unless they already rule it out) its sample rows, then its
+    language when the card and its name did not tell it."""
     out = ConfigOutcome(name=name, status="collected", splits=_split_sizes(split_names, info))
+    language = language or ConfigLanguage()
+    out.language, out.language_source = list(language.codes), language.source
     raw_features = info.get("features") if isinstance(info, dict) else None
     problems: list[str] = []
     if raw_features is not None and _features(out, raw_features, problems):
@@ -381,7 +569,7 @@ async def _config(
         answer = await _rows(client, settings, dataset_id, name, split)
     except HubRequestError as exc:
         if _permanent(exc):
-            return _skip_config(out, Reason.NO_ROWS, str(exc)[:1000])
+            return _skip_config(out, _config_reason(exc), str(exc)[:1000])
         raise
     if out.features is None and _features(
         out, features_from_viewer(answer.get("features")), problems
@@ -400,6 +588,11 @@ async def _config(
     if sample.flattened:
         problems.append(f"the record field {sample.flattened!r} was flattened into its keys")
     skip = sample_skip(sample)
+    if skip is None:
+        found, skip = language_skip(
+            language, sample.rows, sample.fields, settings.languages, allow_code=settings.allow_code
+        )
+        out.language, out.language_source = list(found.codes), found.source
     if skip is not None:
         return _skip_config(out, skip.reason, skip.message)
     out.message = "; ".join(problems)[:1000] or None

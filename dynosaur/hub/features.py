@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynosaur.hub.text import KEY_CHARS, CleanReport, clean_text, clean_value
+from dynosaur.hub.text import KEY_CHARS, CleanReport, clean_text, clean_value, cut_key
 from dynosaur.model import FieldInfo
 from dynosaur.reasons import Reason
 
@@ -130,9 +130,7 @@ def fields_of(features: dict[str, Any]) -> list[FieldInfo]:
         ftype, labels = describe_feature(feature)
         if labels is not None:
             labels = tuple(clean_text(label, limit=KEY_CHARS) for label in labels)
-        out.append(
-            FieldInfo(name=clean_text(str(name), limit=KEY_CHARS), type=ftype, labels=labels)
-        )
+        out.append(FieldInfo(name=cut_key(str(name)), type=ftype, labels=labels))
     return out
 
 
@@ -206,10 +204,7 @@ def sample_fields(features: dict[str, Any]) -> tuple[list[FieldInfo], str | None
         feature = features[name]
         if _kind(feature) == "Translation":
             languages = feature.get("languages") or []
-            return [
-                FieldInfo(name=clean_text(str(lang), limit=KEY_CHARS), type="string")
-                for lang in languages
-            ], name
+            return [FieldInfo(name=cut_key(str(lang)), type="string") for lang in languages], name
         if _is_record(feature):
             return fields_of(feature), name
     return fields, None

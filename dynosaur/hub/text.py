@@ -8,6 +8,7 @@ and the caller learns whether anything was cleaned or cut, so it can note it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -22,6 +23,23 @@ _ANY_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MAX_DEPTH = 32  # deeper values are rendered as text: no prompt needs more, recursion stays safe
 _MARK = " …"
 KEY_CHARS = 200  # dict keys (and field names): longer ones are cut
+
+
+_KEY_HASH = 8  # hex digits of the full name's hash that end a cut name
+
+
+def cut_key(name: str, report: CleanReport | None = None) -> str:
+    """A dict key or field name fit to store: cleaned and, when longer than :data:`KEY_CHARS`,
+    cut and ended by ``…`` and a hash of the whole name, so two long names that share their
+    first 200 characters stay two names, and a name is cut the same way wherever it appears
+    (the features' field and the rows' key)."""
+    text = clean_text(name, report)
+    if len(text) <= KEY_CHARS:
+        return text
+    if report is not None:
+        report.truncated = True
+    digest = hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:_KEY_HASH]
+    return text[: KEY_CHARS - _KEY_HASH - 1] + "…" + digest
 
 
 @dataclass
@@ -92,7 +110,7 @@ def clean_value(
         return clean_text(repr(value), report, max_chars or 1000)
     if isinstance(value, dict):
         return {
-            clean_text(str(k), report, KEY_CHARS): clean_value(
+            cut_key(str(k), report): clean_value(
                 v, report, max_chars=max_chars, max_items=max_items, _depth=_depth + 1
             )
             for k, v in value.items()

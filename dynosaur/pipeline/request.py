@@ -111,6 +111,13 @@ def request_for(
     are the whole run (no window); with no ids either, the run covers the UTC day before ``now``
     (what the daily schedule does). The run key defaults to :func:`run_key_for`.
     """
+    max_datasets = _number("max datasets", max_datasets, int)
+    tasks_per_config = _number("tasks per config", tasks_per_config, int)
+    budget_usd = _number("the budget", budget_usd, float)
+    if isinstance(ids, str):  # a REST conf may give "a,b" where the form gives a list
+        ids = ids.split(",")
+    elif ids is not None and not isinstance(ids, Iterable):
+        raise UsageError(f"dataset ids must be a list of Hub ids, got {ids!r}")
     if (since is None) != (until is None):
         raise UsageError(
             "give both ends of the window (--since and --until, or the trigger form's "
@@ -127,8 +134,8 @@ def request_for(
             window = Window.day(day)
         elif not clean:
             window = Window.day((now or datetime.now(UTC)) - timedelta(days=1))
-    except ValueError as exc:
-        raise UsageError(f"invalid window: {exc}") from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"invalid window: {exc}") from None
     if max_datasets is not None and max_datasets < 1:
         raise UsageError(f"max datasets must be at least 1, got {max_datasets}")
     if tasks_per_config is not None and not 1 <= tasks_per_config <= MAX_TASKS_PER_CONFIG:
@@ -192,4 +199,23 @@ def _clean_ids(ids: Iterable[str] | None) -> list[str]:
 
 
 def _utc(value: str | datetime) -> datetime:
-    return parse_utc(value) if isinstance(value, str) else value.astimezone(UTC)
+    if isinstance(value, str):
+        return parse_utc(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    raise ValueError(f"{value!r} is not an ISO date or datetime")
+
+
+def _number(what: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """``value`` as an int or float (a REST conf may send "5"); None stays None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise UsageError(f"{what} must be a number, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be a number, got {value!r}") from None
+    if kind is int and number != float(value):
+        raise UsageError(f"{what} must be a whole number, got {value!r}")
+    return number

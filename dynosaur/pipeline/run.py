@@ -11,16 +11,22 @@ publishes nothing and leaves its batch building for the real run of the same key
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import UsageError
+from dynosaur.errors import ServiceUnavailable, UsageError
 from dynosaur.model import StepSummary
 from dynosaur.pipeline.request import RunRequest
 from dynosaur.progress import Progress
+from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from dynosaur.store import batches
 
@@ -28,13 +34,58 @@ log = logging.getLogger(__name__)
 
 # Run keys of batches that `dynosaur curate` opens by hand (outside any growth run).
 MANUAL = "manual:"
+# LLM outcomes that mean the endpoint could not be reached (the run could not do its work).
+UNREACHABLE = {Reason.LLM_CONNECTION_ERROR.value, Reason.LLM_TIMEOUT.value}
+DEFAULT_LEASE_S = 600.0
+
+
+def holder_for(req: RunRequest) -> str:
+    """Who builds the run's batch: the Airflow run (every task of it alike), else this process
+    (``pid:<host>:<pid>:<start time>``, so that a dead process is recognised on its host)."""
+    if req.dag_run_id:
+        return f"airflow:{req.dag_run_id}"
+    pid = os.getpid()
+    return f"pid:{socket.gethostname()}:{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), '' where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def holder_gone(holder: str | None) -> bool:
+    """True when ``holder`` is a process of this host that no longer runs (its pid is gone or
+    now belongs to a later process): a fact, not a guess from the clock. Holders elsewhere
+    (another host, an Airflow run) are judged by their heartbeat alone."""
+    if not holder or not holder.startswith("pid:"):
+        return False
+    parts = holder.split(":")
+    if len(parts) != 4 or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    pid, started = int(parts[2]), parts[3]
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return bool(started) and _started(pid) != started
 
 
 @dataclass(frozen=True)
 class RunStart:
-    """The outcome of :func:`begin_run`: the run's batch, and whether it is already finished."""
+    """The outcome of :func:`begin_run`: the run's batch, whether it is already finished, and
+    what it found of other runs (stale batches it released, a stale holder it replaced)."""
 
     batch: batches.Batch
+    released: list[batches.Batch] = field(default_factory=list)
+    took_over_from: str | None = None
 
     @property
     def batch_id(self) -> int:
@@ -56,40 +107,149 @@ def run_settings(settings: Settings, req: RunRequest) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
-def begin_run(engine: Engine, req: RunRequest) -> RunStart:
+def begin_run(
+    engine: Engine,
+    req: RunRequest,
+    *,
+    lease_s: float = DEFAULT_LEASE_S,
+    holder: str | None = None,
+) -> RunStart:
     """Open the run's batch, or find it again; a finished one (published or empty) is returned
-    as it is, and the run has nothing to do."""
+    as it is, and the run has nothing to do.
+
+    A batch found building is held by this run from now on: when its holder is this run, or its
+    holder's heartbeat is older than ``lease_s`` (the process is gone: adopted). While another
+    live process holds it, raises :class:`~dynosaur.errors.RunInProgress`. Stale batches of other
+    keys are released (marked failed ``run_abandoned``), so their work goes back to the queues.
+    """
+    holder = holder or holder_for(req)
     found = batches.find_batch(engine, req.run_key)
     if found is not None and found.finished:
         log.info("run %s is already %s (batch %s)", req.run_key, found.status, found.id)
         return RunStart(found)
-    batch = batches.open_batch(engine, req.run_key, window=req.window, dag_run_id=req.dag_run_id)
+    batch = batches.open_batch(
+        engine, req.run_key, window=req.window, dag_run_id=req.dag_run_id, holder=holder
+    )
+    took_over = None
+    if batch.status == "building" and batch.holder != holder:
+        took_over = batch.holder
+        batch = batches.adopt_or_refuse(
+            engine, batch.id, holder, lease_s, holder_gone=holder_gone(batch.holder)
+        )
+        log.warning("run %s: took over batch %s from %s (no heartbeat)", req.run_key, batch.id,
+                    took_over)  # fmt: skip
+    gone = [b.holder for b in batches.building(engine) if b.holder and holder_gone(b.holder)]
+    released = batches.release_stale(engine, lease_s, keep=batch.id, gone_holders=gone)
+    for other in released:
+        log.warning("released stale batch %s (run %s): %s", other.id, other.run_key, other.message)
     log.info("run %s builds batch %s", req.run_key, batch.id)
-    return RunStart(batch)
+    return RunStart(batch, released, took_over)
+
+
+class Heartbeat:
+    """Keeps a batch's heartbeat fresh from a background thread while a run works on it (every
+    third of the lease); a lost database only skips beats. Use as a context manager."""
+
+    def __init__(self, engine: Engine, batch_id: int, holder: str, lease_s: float) -> None:
+        self.engine, self.batch_id, self.holder = engine, batch_id, holder
+        self.interval = max(lease_s / 3.0, 0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dynosaur-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                batches.beat(self.engine, self.batch_id, self.holder)
+            except Exception as exc:  # the database may be gone for a while: beat again later
+                log.warning("heartbeat of batch %s failed: %s", self.batch_id, exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def heartbeat(engine: Engine, batch_id: int, req: RunRequest, lease_s: float) -> Iterator[None]:
+    """:class:`Heartbeat` for the run ``req`` (its holder) on ``batch_id``."""
+    with Heartbeat(engine, batch_id, holder_for(req), lease_s):
+        yield
+
+
+def _batch_of(engine: Engine, req: RunRequest, batch_id: int | None) -> int:
+    if batch_id is not None:
+        return batch_id
+    found = batches.find_batch(engine, req.run_key)
+    if found is None:
+        raise UsageError(f"run {req.run_key} has no batch: begin the run first")
+    return found.id
 
 
 def discover_step(
-    settings: Settings, engine: Engine, req: RunRequest, *, progress: Progress | None = None
+    settings: Settings,
+    engine: Engine,
+    req: RunRequest,
+    *,
+    batch_id: int | None = None,
+    progress: Progress | None = None,
 ) -> list[int]:
-    """Discover the window's (or the explicit ids') dataset revisions; returns the ``hub_dataset``
-    ids to collect now: the new ones and earlier waiting ones (discovered, deferred and due)."""
+    """Discover the window's (or the explicit ids') dataset revisions for the run's batch, which
+    owns them from birth; take over due leftovers no live run holds (recorded in
+    ``batch.adopted``). Returns the ``hub_dataset`` ids the batch collects now. Explicit ids that
+    are invalid or unknown to the Hub are stored as rejected rows (``requested_dataset``)."""
     from dynosaur import hub
+    from dynosaur.hub.client import check_dataset_id
     from dynosaur.store import datasets
 
-    found = hub.discover(
-        settings,
-        engine,
-        window=req.window,
-        ids=req.dataset_ids,
-        limit=req.max_datasets,
-        progress=progress,
-    )
-    log.info("discover: %s", found.summary.to_json())
+    batch_id = _batch_of(engine, req, batch_id)
+    ids = req.dataset_ids or []
+    invalid = {i: problem for i in ids if (problem := check_dataset_id(i)) is not None}
+    valid = [i for i in ids if i not in invalid]
+    found = None
+    if req.window is not None or valid:
+        with datasets.owned_by(batch_id):
+            found = hub.discover(
+                settings,
+                engine,
+                window=req.window,
+                ids=valid or None,
+                limit=req.max_datasets,
+                progress=progress,
+            )
+    if found is not None:
+        log.info("discover: %s", found.summary.to_json())
+    stored = datasets.stored_dataset_ids(engine, valid)
+    problems = {p.split(":", 1)[0].strip("'\" "): p for p in (found.problems if found else [])}
+    rejected = [(i, Reason.INVALID_ID.value, f"{i!r}: {why}") for i, why in invalid.items()]
+    rejected += [
+        (i, Reason.NOT_FOUND.value, problems.get(i, f"{i}: the Hub does not know this dataset"))
+        for i in valid
+        if i not in stored
+    ]
+    datasets.record_rejected_ids(engine, batch_id, rejected)
+    for _, reason, message in rejected:
+        log.warning("dataset id not taken (%s): %s", reason, message)
+    datasets.claim_requested(engine, batch_id, valid, settings.run_lease_s)
+    adopted = datasets.adopt_leftovers(engine, batch_id, settings.run_lease_s)
+    if adopted:
+        batches.note_adopted(engine, batch_id, {"datasets": adopted.datasets})
+        log.warning("run %s adopted %d waiting dataset(s) of earlier runs: %s", req.run_key,
+                    len(adopted.datasets), ", ".join(adopted.datasets[:20]))  # fmt: skip
     if not req.dry_run and settings.retraction_checks_per_run:
         from dynosaur.retraction import sweep
 
         log.info("retraction sweep: %s", sweep(settings, engine).to_json())
-    return datasets.collect_queue(engine, ids=req.dataset_ids, limit=req.max_datasets)
+    if not req.dry_run and settings.benchmarks:
+        from dynosaur.decontam import index
+
+        # New benchmark revisions only: about two Hub calls per listed benchmark otherwise.
+        log.info("benchmarks: %s", index(settings, engine).to_json())
+    return datasets.owned_collect_queue(
+        engine, batch_id, explicit=bool(ids), limit=req.max_datasets
+    )
 
 
 def collect_step(
@@ -105,11 +265,25 @@ def collect_step(
     return hub.collect(settings, engine, dataset_row_ids, progress=progress)
 
 
-def generate_queue_step(settings: Settings, engine: Engine, req: RunRequest) -> list[int]:
-    """Configs waiting for task generation (this run's and earlier runs' leftovers)."""
+def generate_queue_step(
+    settings: Settings, engine: Engine, req: RunRequest, *, batch_id: int | None = None
+) -> list[int]:
+    """Configs this run generates tasks for: its own datasets' waiting configs (a re-run of the
+    key retries them at once), plus due leftovers of runs no longer alive (adopted, recorded in
+    ``batch.adopted``)."""
     from dynosaur import generate
+    from dynosaur.store import datasets
 
-    return generate.generate_queue(run_settings(settings, req), engine)
+    batch_id = _batch_of(engine, req, batch_id)
+    due = generate.generate_queue(run_settings(settings, req), engine)
+    adopted = datasets.adopt_leftovers(engine, batch_id, settings.run_lease_s, due_config_ids=due)
+    if adopted:
+        batches.note_adopted(
+            engine, batch_id, {"datasets": adopted.datasets, "configs": adopted.configs}
+        )
+        log.warning("run %s adopted %d config(s) of earlier runs: %s", req.run_key,
+                    len(adopted.configs), ", ".join(adopted.configs[:20]))  # fmt: skip
+    return datasets.owned_configs(engine, batch_id, statuses=("collected", "deferred"))
 
 
 def generate_step(
@@ -124,7 +298,7 @@ def generate_step(
     only estimates tokens and cost."""
     from dynosaur import generate
 
-    return generate.generate(
+    summary = generate.generate(
         run_settings(settings, req),
         engine,
         config_ids,
@@ -133,6 +307,14 @@ def generate_step(
         dry_run=req.dry_run,
         progress=progress,
     )
+    unreachable = sum(n for (_, reason), n in summary.counts.items() if reason in UNREACHABLE)
+    if unreachable:  # the step recorded them; the run must not look done
+        raise ServiceUnavailable(
+            f"the LLM endpoint could not be reached for {unreachable} config(s)",
+            service="llm",
+            deferred=unreachable,
+        )
+    return summary
 
 
 def curate_step(
@@ -155,12 +337,18 @@ def curate_step(
     return curate(settings, engine, batch_id, progress=progress)
 
 
-def publish_step(engine: Engine, req: RunRequest, batch_id: int) -> dict[str, Any] | None:
+def publish_step(
+    engine: Engine,
+    req: RunRequest,
+    batch_id: int,
+    *,
+    lock_timeout_s: float = batches.DEFAULT_LOCK_TIMEOUT_S,
+) -> dict[str, Any] | None:
     """Publish the batch; returns its figures (version, counts, cost), or None for a dry run,
     which publishes nothing."""
     if req.dry_run:
         return None
-    return figures(batches.publish_batch(engine, batch_id))
+    return figures(batches.publish_batch(engine, batch_id, lock_timeout_s=lock_timeout_s))
 
 
 def end_run(engine: Engine, req: RunRequest, message: str) -> batches.Batch | None:
@@ -205,30 +393,63 @@ def grow(
     ``dry_run`` with the estimate in its generate step's figures.
     """
     settings = run_settings(settings, req)
-    start = begin_run(engine, req)
+    lease = settings.run_lease_s
+    start = begin_run(engine, req, lease_s=lease)
     if start.already_done:
         return {**figures(start.batch), "already_done": True, "steps": []}
+    batch_id = start.batch_id
     steps: list[StepSummary] = []
     try:
-        to_collect = discover_step(settings, engine, req, progress=progress)
-        steps.append(collect_step(settings, engine, to_collect, progress=progress))
-        config_ids = generate_queue_step(settings, engine, req)
-        steps.append(generate_step(settings, engine, config_ids, req, progress=progress))
-        curated = curate_step(settings, engine, req, start.batch_id, progress=progress)
-        if curated is not None:
-            steps.append(curated)
-        published = publish_step(engine, req, start.batch_id)
+        with heartbeat(engine, batch_id, req, lease):
+            _step(req, "discover")
+            to_collect = discover_step(settings, engine, req, batch_id=batch_id, progress=progress)
+            _step(req, "collect")
+            steps.append(collect_step(settings, engine, to_collect, progress=progress))
+            _step(req, "generate")
+            config_ids = generate_queue_step(settings, engine, req, batch_id=batch_id)
+            steps.append(generate_step(settings, engine, config_ids, req, progress=progress))
+            _step(req, "curate")
+            curated = curate_step(settings, engine, req, batch_id, progress=progress)
+            if curated is not None:
+                steps.append(curated)
+            _step(req, "publish")
+            published = publish_step(engine, req, batch_id, lock_timeout_s=settings.lock_timeout_s)
+    except ServiceUnavailable as exc:
+        _fail_quietly(engine, batch_id, f"{exc.service} unreachable: {exc}",
+                      Reason.SERVICE_UNAVAILABLE)  # fmt: skip
+        raise
     except BaseException as exc:
-        batches.fail_batch(engine, start.batch_id, f"{type(exc).__name__}: {exc}")
+        _fail_quietly(engine, batch_id, f"{type(exc).__name__}: {exc}", Reason.RUN_FAILED)
         raise
     if published is None:  # a dry run: the batch stays building for the real run of this key
         published = {
-            "batch_id": start.batch_id,
+            "batch_id": batch_id,
             "run_key": req.run_key,
             "status": "dry_run",
             "version": None,
         }
-    return {**published, "already_done": False, "steps": [s.to_json() for s in steps]}
+    return {
+        **published,
+        "already_done": False,
+        "adopted": batches.get_batch(engine, batch_id).adopted,
+        "released": [f"{b.id} ({b.run_key})" for b in start.released],
+        "took_over_from": start.took_over_from,
+        "steps": [s.to_json() for s in steps],
+    }
+
+
+def _step(req: RunRequest, name: str) -> None:
+    log.info("run %s: step %s starts", req.run_key, name)
+
+
+def _fail_quietly(engine: Engine, batch_id: int, message: str, reason: Reason) -> None:
+    """Mark the batch failed; when even that is impossible (the database is gone), leave it
+    building: its heartbeat stops, and the next run adopts or releases it."""
+    try:
+        batches.fail_batch(engine, batch_id, message, reason=reason)
+    except Exception as exc:
+        log.warning("batch %s could not be marked failed (%s): the next run takes it over",
+                    batch_id, exc)  # fmt: skip
 
 
 def manual_batch(

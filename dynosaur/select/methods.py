@@ -124,15 +124,16 @@ def _selected(
 
 @dataclass(frozen=True)
 class Coreset:
-    """The 0.5% coreset: k-means then k-center greedy per cluster, per group of the pool
-    (``refine``: each pick moved to the centre of the cell it covers)."""
+    """The 0.5% coreset: k-means, then k-center greedy from the clusters' centres, per group of
+    the pool (``refine``: each pick moved to the centre of the cell it covers, which trades the
+    max distance for the mean distance)."""
 
     fraction: float | None = None
     count: int | None = None
     per: Per = "pool"
     category: str | None = None
     clusters: int | None = None  # None: one per PICKS_PER_CLUSTER picks
-    refine: bool = True
+    refine: bool = False
 
     step: ClassVar[str] = "select coreset"
 

@@ -89,7 +89,7 @@ def select_coreset(
     per: Per = "pool",
     category: str | None = None,
     clusters: int | None = None,
-    refine: bool = True,
+    refine: bool = False,
     seed: int = 0,
     replace: bool = False,
     progress: Progress | None = None,

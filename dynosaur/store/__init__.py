@@ -28,6 +28,6 @@ def open_store(settings: Settings) -> Engine:
     key = engine.url.render_as_string(hide_password=False)
     if key not in _ready:
         check_connection(engine)
-        upgrade(engine, settings.reader_role)
+        upgrade(engine, settings.reader_role, lock_timeout_s=settings.lock_timeout_s)
         _ready.add(key)
     return engine

@@ -12,24 +12,28 @@ Every SQL statement about batches lives here; :mod:`dynosaur.pipeline` decides w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dynosaur.errors import BatchStateError
+from dynosaur.errors import BatchStateError, LockTimeout, RunInProgress
 from dynosaur.model import Window
 from dynosaur.reasons import Reason, describe
 
-# Serialises publishers, so versions are handed out one at a time.
-PUBLISH_LOCK = 0x44594E01
+# Publishers (and fail_batch) serialise on the one row of `publish_lock`, FOR UPDATE: a lock only
+# a role that may update the table can take (the read-only role cannot stall publishing).
+DEFAULT_LOCK_TIMEOUT_S = 60.0
 
 __all__ = [
     "Batch",
     "BatchStateError",
+    "adopt_or_refuse",
     "batch_figures",
+    "beat",
     "fail_batch",
     "find_batch",
     "get_batch",
@@ -38,6 +42,8 @@ __all__ = [
     "open_batch",
     "publish_batch",
     "published_versions",
+    "release_stale",
+    "stale_batches",
 ]
 
 
@@ -58,6 +64,9 @@ class Batch:
     cost_usd: float
     created_at: datetime
     published_at: datetime | None
+    heartbeat_at: datetime | None = None
+    holder: str | None = None
+    adopted: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -67,7 +76,12 @@ class Batch:
 
 _COLUMNS = (
     "id, run_key, status, version, dag_run_id, window_start, window_end, reason, message, "
-    "figures, cost_usd, created_at, published_at"
+    "figures, cost_usd, created_at, published_at, heartbeat_at, holder, adopted"
+)
+# A building batch whose holder sent no heartbeat within the lease (seconds, :lease).
+_STALE = (
+    "(status = 'building' AND (heartbeat_at IS NULL "
+    "OR heartbeat_at < now() - make_interval(secs => :lease)))"
 )
 
 
@@ -111,18 +125,26 @@ def newest_building(engine: Engine, run_key_prefix: str) -> Batch | None:
 
 
 def open_batch(
-    engine: Engine, run_key: str, *, window: Window | None = None, dag_run_id: str | None = None
+    engine: Engine,
+    run_key: str,
+    *,
+    window: Window | None = None,
+    dag_run_id: str | None = None,
+    holder: str | None = None,
 ) -> Batch:
     """The batch of ``run_key``: created on the first call, found again on later ones.
 
     A batch that failed is reopened (``building`` again) so that a retried run finishes it; a
-    published or empty batch is returned as it is.
+    published or empty batch is returned as it is. A new or reopened batch is held by
+    ``holder`` (heartbeat now); a batch found building keeps its holder (see
+    :func:`adopt_or_refuse`).
     """
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
-                "INSERT INTO batch (run_key, dag_run_id, window_start, window_end) "
-                "VALUES (:k, :d, :s, :e) ON CONFLICT (run_key) DO NOTHING "
+                "INSERT INTO batch (run_key, dag_run_id, window_start, window_end, holder, "
+                "heartbeat_at) VALUES (:k, :d, :s, :e, :h, CASE WHEN :h IS NULL THEN NULL "
+                "ELSE now() END) ON CONFLICT (run_key) DO NOTHING "
                 f"RETURNING {_COLUMNS}"
             ),
             {
@@ -130,22 +152,149 @@ def open_batch(
                 "d": dag_run_id,
                 "s": window.start if window else None,
                 "e": window.end if window else None,
+                "h": holder,
             },
         ).first()
         if row is None:
             row = conn.execute(
                 sa.text(
                     "UPDATE batch SET status = 'building', reason = NULL, message = NULL, "
-                    "dag_run_id = coalesce(:d, dag_run_id) "
+                    "dag_run_id = coalesce(:d, dag_run_id), holder = :h, "
+                    "heartbeat_at = CASE WHEN :h IS NULL THEN NULL ELSE now() END "
                     f"WHERE run_key = :k AND status = 'failed' RETURNING {_COLUMNS}"
                 ),
-                {"k": run_key, "d": dag_run_id},
+                {"k": run_key, "d": dag_run_id, "h": holder},
             ).first()
         if row is None:
             row = conn.execute(
                 sa.text(f"SELECT {_COLUMNS} FROM batch WHERE run_key = :k"), {"k": run_key}
             ).one()
     return _batch(row)
+
+
+def adopt_or_refuse(
+    engine: Engine, batch_id: int, holder: str, lease_s: float, *, holder_gone: bool = False
+) -> Batch:
+    """Hold a building batch as ``holder`` (heartbeat now): when it has no holder, is held by
+    ``holder`` already, its holder is known to be gone (``holder_gone``), or its holder's
+    heartbeat is older than the lease (the batch is adopted). Raises :class:`RunInProgress`
+    while another holder is alive."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                f"UPDATE batch SET holder = :h, heartbeat_at = now() WHERE id = :b AND "
+                f"(status <> 'building' OR holder IS NULL OR holder = :h OR :gone OR {_STALE}) "
+                f"RETURNING {_COLUMNS}"
+            ),
+            {"b": batch_id, "h": holder, "lease": lease_s, "gone": holder_gone},
+        ).first()
+        if row is not None:
+            return _batch(row)
+        held = get_batch(conn, batch_id)
+    raise RunInProgress(
+        f"run {held.run_key} is being built by {held.holder} (heartbeat at "
+        f"{held.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, batch {held.id}): wait for it to finish, "
+        "or run it again once its process is gone"
+    )
+
+
+def beat(engine: Engine, batch_id: int, holder: str) -> bool:
+    """Refresh the heartbeat of a batch ``holder`` builds; False when it no longer holds it."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "UPDATE batch SET heartbeat_at = now() WHERE id = :b AND holder = :h "
+                "AND status = 'building' RETURNING id"
+            ),
+            {"b": batch_id, "h": holder},
+        ).first()
+    return row is not None
+
+
+def note_adopted(engine: Engine, batch_id: int, adopted: dict[str, list[str]]) -> dict[str, Any]:
+    """Add leftovers the batch took over (lists by kind) to ``batch.adopted``; the whole."""
+    with engine.begin() as conn:
+        current = conn.execute(
+            sa.text("SELECT adopted FROM batch WHERE id = :b FOR UPDATE"), {"b": batch_id}
+        ).scalar_one()
+        merged = {k: list(v) for k, v in (current or {}).items()}
+        for kind, items in adopted.items():
+            merged[kind] = sorted(set(merged.get(kind, [])) | set(items))
+        conn.execute(
+            sa.text("UPDATE batch SET adopted = :a WHERE id = :b").bindparams(
+                sa.bindparam("a", type_=sa.JSON)
+            ),
+            {"a": merged, "b": batch_id},
+        )
+    return merged
+
+
+def building(engine: Engine) -> list[Batch]:
+    """Every batch still building, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM batch WHERE status = 'building' ORDER BY id")
+        ).all()
+    return [_batch(r) for r in rows]
+
+
+def stale_batches(
+    engine: Engine, lease_s: float, *, gone_holders: Sequence[str] = ()
+) -> list[Batch]:
+    """Building batches whose holder sent no heartbeat within the lease, or whose holder is
+    known to be gone, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {_COLUMNS} FROM batch WHERE {_STALE} "
+                "OR (status = 'building' AND holder = ANY(:gone)) ORDER BY id"
+            ),
+            {"lease": lease_s, "gone": list(gone_holders)},
+        ).all()
+    return [_batch(r) for r in rows]
+
+
+def release_stale(
+    engine: Engine,
+    lease_s: float,
+    *,
+    keep: int | None = None,
+    gone_holders: Sequence[str] = (),
+) -> list[Batch]:
+    """Mark failed (``run_abandoned``) every stale building batch but ``keep`` (see
+    :func:`stale_batches`): their work goes back to the queues for any run to adopt; the next
+    run of their key reopens them."""
+    released = []
+    for batch in stale_batches(engine, lease_s, gone_holders=gone_holders):
+        if batch.id == keep:
+            continue
+        done = fail_batch(
+            engine,
+            batch.id,
+            f"no heartbeat from {batch.holder or 'its process'} since "
+            f"{batch.heartbeat_at or batch.created_at:%Y-%m-%d %H:%M:%S} UTC: released",
+            reason=Reason.RUN_ABANDONED,
+            only_if_stale_s=None if batch.holder in gone_holders else lease_s,
+        )
+        if done.status == "failed" and done.reason == Reason.RUN_ABANDONED.value:
+            released.append(done)
+    return released
+
+
+def _publish_lock(conn: Connection, timeout_s: float) -> None:
+    """Take the publish lock (the row of ``publish_lock``) within ``timeout_s``."""
+    timeout = f"{max(1, int(timeout_s * 1000))}ms"
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
+    try:
+        conn.execute(sa.text("SELECT id FROM publish_lock WHERE id = 1 FOR UPDATE")).first()
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) == "55P03":  # lock_not_available
+            raise LockTimeout(
+                f"another process held the publish lock for more than {timeout_s:g} s: try "
+                "again later, or raise DYNOSAUR_LOCK_TIMEOUT_S"
+            ) from None
+        raise
+    conn.execute(sa.text("SELECT set_config('lock_timeout', '0', true)"))
 
 
 def batch_figures(conn: Connection, batch_id: int) -> dict[str, Any]:
@@ -179,17 +328,23 @@ def batch_figures(conn: Connection, batch_id: int) -> dict[str, Any]:
         {"b": batch_id},
     ).all()
     figures["rejected_by_reason"] = {reason: int(n) for reason, n in rejected}
+    adopted = conn.execute(
+        sa.text("SELECT adopted FROM batch WHERE id = :b"), {"b": batch_id}
+    ).scalar()
+    figures["adopted"] = {kind: len(items) for kind, items in (adopted or {}).items()}
     return figures
 
 
-def publish_batch(engine: Engine, batch_id: int) -> Batch:
+def publish_batch(
+    engine: Engine, batch_id: int, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> Batch:
     """Publish a curated batch in one transaction: version = max + 1, figures and cost written.
 
     A batch without a valid task becomes ``empty`` (reason ``empty_batch``, no version).
     Publishing a published or empty batch again returns it unchanged.
     """
     with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK})
+        _publish_lock(conn, lock_timeout_s)
         batch = get_batch(conn, batch_id)
         if batch.finished:
             return batch
@@ -234,15 +389,32 @@ def publish_batch(engine: Engine, batch_id: int) -> Batch:
         return get_batch(conn, batch_id)
 
 
-def fail_batch(engine: Engine, batch_id: int, message: str) -> Batch:
+def fail_batch(
+    engine: Engine,
+    batch_id: int,
+    message: str,
+    *,
+    reason: Reason = Reason.RUN_FAILED,
+    only_if_stale_s: float | None = None,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> Batch:
     """Mark a building batch failed and undo its curation, so nothing of it is ever visible.
 
     Its configs return to ``generated`` and its tasks to ``proposed`` (a later run curates them
-    again); its instances and near-duplicate index rows are deleted. Published and empty batches
-    are left as they are.
+    again); its instances and near-duplicate index rows are deleted. Its datasets stay its own:
+    the next run of its key reopens it and carries on, and any other run may adopt them. Published
+    and empty batches are left as they are; with ``only_if_stale_s`` so is a batch whose holder
+    sent a heartbeat within that many seconds.
     """
     with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK})
+        _publish_lock(conn, lock_timeout_s)
+        if only_if_stale_s is not None:
+            row = conn.execute(
+                sa.text(f"SELECT id FROM batch WHERE id = :b AND {_STALE} FOR UPDATE"),
+                {"b": batch_id, "lease": only_if_stale_s},
+            ).first()
+            if row is None:
+                return get_batch(conn, batch_id)
         batch = get_batch(conn, batch_id)
         if batch.status != "building":
             return batch
@@ -269,8 +441,11 @@ def fail_batch(engine: Engine, batch_id: int, message: str) -> Batch:
             {"b": batch_id},
         )
         conn.execute(
-            sa.text("UPDATE batch SET status = 'failed', reason = :r, message = :m WHERE id = :b"),
-            {"b": batch_id, "r": Reason.RUN_FAILED.value, "m": message[:2000]},
+            sa.text(
+                "UPDATE batch SET status = 'failed', reason = :r, message = :m, holder = NULL "
+                "WHERE id = :b"
+            ),
+            {"b": batch_id, "r": reason.value, "m": message[:2000]},
         )
         return get_batch(conn, batch_id)
 

@@ -13,7 +13,9 @@ and writes; :mod:`dynosaur.hub` fills them and never writes SQL itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,9 +25,24 @@ from sqlalchemy.engine import Connection, Engine
 
 from dynosaur.errors import ConfigNotFound
 from dynosaur.model import ConfigMetadata, FieldInfo
+from dynosaur.redact import redact
 
 # Statuses of a hub_dataset row that collect may (re)take.
 COLLECTABLE = ("discovered", "deferred")
+
+# The batch that owns the rows discover inserts in this context (see :func:`owned_by`).
+_OWNER: ContextVar[int | None] = ContextVar("dynosaur_dataset_owner", default=None)
+
+
+@contextmanager
+def owned_by(batch_id: int) -> Iterator[None]:
+    """Revisions inserted in this block belong to batch ``batch_id`` from birth, so that runs in
+    parallel (a backfill) never take each other's new datasets."""
+    token = _OWNER.set(batch_id)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
 
 
 def _json(value: Any) -> str | None:
@@ -53,8 +70,9 @@ class NewRevision:
 _INSERT_DATASET = sa.text(
     """
     INSERT INTO hub_dataset (dataset_id, sha, created_at, last_modified, discovered_via,
-                             hub_url, gated, private)
-    VALUES (:dataset_id, :sha, :created_at, :last_modified, :via, :hub_url, :gated, :private)
+                             hub_url, gated, private, batch_id)
+    VALUES (:dataset_id, :sha, :created_at, :last_modified, :via, :hub_url, :gated, :private,
+            :owner)
     ON CONFLICT (dataset_id, sha) DO NOTHING
     RETURNING id
     """
@@ -65,6 +83,7 @@ def insert_revisions(engine: Engine, revisions: Sequence[NewRevision]) -> list[i
     """Insert each revision not stored yet: per item, the new row's id, or None when that
     (dataset_id, sha) was stored before."""
     new: list[int | None] = []
+    owner = _OWNER.get()
     with engine.begin() as conn:
         for item in revisions:
             row = conn.execute(
@@ -78,6 +97,7 @@ def insert_revisions(engine: Engine, revisions: Sequence[NewRevision]) -> list[i
                     "hub_url": item.hub_url,
                     "gated": item.gated,
                     "private": item.private,
+                    "owner": owner,
                 },
             ).first()
             new.append(int(row[0]) if row is not None else None)
@@ -110,6 +130,178 @@ def collect_queue(
         return [int(r[0]) for r in conn.execute(sa.text(query), params)]
 
 
+# --- which run owns which work (issue 12) -------------------------------------------------------
+
+# A row's owner is "alive" while it is a building batch whose holder's heartbeat is within the
+# lease; work of any other owner (none, finished, failed, stale) may be adopted when it is due.
+_OWNER_GONE = """
+    (d.batch_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM batch b WHERE b.id = d.batch_id AND b.status = 'building'
+          AND b.heartbeat_at >= now() - make_interval(secs => :lease)))
+"""
+
+
+def claim_requested(engine: Engine, batch_id: int, ids: Sequence[str], lease_s: float) -> int:
+    """Take for the batch the waiting rows of explicitly requested dataset ids that no live run
+    holds (e.g. discovered earlier by ``dynosaur discover``); how many."""
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"UPDATE hub_dataset d SET batch_id = :b WHERE d.dataset_id = ANY(:ids) "
+                f"AND d.status = ANY(:waiting) AND d.batch_id IS DISTINCT FROM :b "
+                f"AND {_OWNER_GONE} RETURNING d.id"
+            ),
+            {"b": batch_id, "ids": list(ids), "waiting": list(COLLECTABLE), "lease": lease_s},
+        ).all()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """Retryable work a run took over from others: dataset ids to collect, configs to generate,
+    generated configs to curate (each a list of ``dataset_id`` or ``dataset_id/config``)."""
+
+    datasets: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"datasets": self.datasets, "configs": self.configs}
+
+    def __bool__(self) -> bool:
+        return bool(self.datasets or self.configs)
+
+
+def adopt_leftovers(
+    engine: Engine, batch_id: int, lease_s: float, *, due_config_ids: Sequence[int] = ()
+) -> Adopted:
+    """Take for the batch the retryable work no live run holds: datasets waiting to be collected
+    (discovered, or deferred and due), configs waiting for generation among ``due_config_ids``
+    (the generate queue: what is due), and generated configs no batch curated yet."""
+    params = {
+        "b": batch_id,
+        "lease": lease_s,
+        "due": [int(i) for i in due_config_ids],
+    }
+    with engine.begin() as conn:
+        datasets = conn.execute(
+            sa.text(
+                f"""
+                UPDATE hub_dataset d SET batch_id = :b
+                WHERE d.batch_id IS DISTINCT FROM :b AND {_OWNER_GONE}
+                  AND (d.status = 'discovered' OR (d.status = 'deferred'
+                       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())))
+                RETURNING d.dataset_id
+                """
+            ),
+            params,
+        ).scalars()
+        adopted_datasets = sorted(datasets)
+        configs = conn.execute(
+            sa.text(
+                f"""
+                WITH taken AS (
+                    SELECT DISTINCT c.hub_dataset_id FROM dataset_config c
+                    JOIN hub_dataset d ON d.id = c.hub_dataset_id
+                    WHERE d.batch_id IS DISTINCT FROM :b AND {_OWNER_GONE}
+                      AND ((c.status IN ('collected', 'deferred') AND c.id = ANY(:due))
+                           OR (c.status = 'generated' AND c.batch_id IS NULL))
+                ), moved AS (
+                    UPDATE hub_dataset d SET batch_id = :b FROM taken
+                    WHERE d.id = taken.hub_dataset_id RETURNING d.id, d.dataset_id
+                )
+                SELECT m.dataset_id || '/' || c.config_name FROM moved m
+                JOIN dataset_config c ON c.hub_dataset_id = m.id
+                WHERE (c.status IN ('collected', 'deferred') AND c.id = ANY(:due))
+                   OR (c.status = 'generated' AND c.batch_id IS NULL)
+                """
+            ),
+            params,
+        ).scalars()
+        adopted_configs = sorted(configs)
+    return Adopted(adopted_datasets, adopted_configs)
+
+
+def owned_collect_queue(
+    engine: Engine, batch_id: int, *, explicit: bool = False, limit: int | None = None
+) -> list[int]:
+    """The batch's datasets to collect now: discovered ones, and deferred ones that are due (all
+    deferred ones when the run names its ids), oldest discovery first."""
+    with engine.connect() as conn:
+        return [
+            int(r)
+            for r in conn.execute(
+                sa.text(
+                    """
+                    SELECT id FROM hub_dataset WHERE batch_id = :b
+                      AND (status = 'discovered' OR (status = 'deferred'
+                           AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR :x)))
+                    ORDER BY discovered_at, id LIMIT :n
+                    """
+                ),
+                {"b": batch_id, "x": explicit, "n": limit},
+            ).scalars()
+        ]
+
+
+def owned_configs(engine: Engine, batch_id: int, *, statuses: Sequence[str]) -> list[int]:
+    """Configs of the batch's datasets with one of ``statuses``, in id order."""
+    with engine.connect() as conn:
+        return [
+            int(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT c.id FROM dataset_config c JOIN hub_dataset d "
+                    "ON d.id = c.hub_dataset_id WHERE d.batch_id = :b "
+                    "AND c.status = ANY(:s) ORDER BY c.id"
+                ),
+                {"b": batch_id, "s": list(statuses)},
+            ).scalars()
+        ]
+
+
+def owned_dataset_ids(engine: Engine, batch_id: int) -> list[str]:
+    """Hub ids of the datasets a batch owns (tests and the run summary)."""
+    with engine.connect() as conn:
+        return sorted(
+            conn.execute(
+                sa.text("SELECT DISTINCT dataset_id FROM hub_dataset WHERE batch_id = :b"),
+                {"b": batch_id},
+            ).scalars()
+        )
+
+
+def record_rejected_ids(
+    engine: Engine, batch_id: int, rejected: Sequence[tuple[str, str, str]]
+) -> None:
+    """Store explicit dataset ids a run could not take, as (dataset_id, reason, message)."""
+    if not rejected:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO requested_dataset (batch_id, dataset_id, reason, message) "
+                "VALUES (:b, :i, :r, :m) ON CONFLICT (batch_id, dataset_id) DO UPDATE "
+                "SET reason = excluded.reason, message = excluded.message"
+            ),
+            [{"b": batch_id, "i": i, "r": r, "m": m[:2000]} for i, r, m in rejected],
+        )
+
+
+def stored_dataset_ids(engine: Engine, ids: Sequence[str]) -> set[str]:
+    """Which of these Hub dataset ids have a ``hub_dataset`` row."""
+    if not ids:
+        return set()
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text("SELECT DISTINCT dataset_id FROM hub_dataset WHERE dataset_id = ANY(:i)"),
+                {"i": list(ids)},
+            ).scalars()
+        )
+
+
 @dataclass(frozen=True)
 class PendingDataset:
     """A ``hub_dataset`` row as collect needs it."""
@@ -121,6 +313,7 @@ class PendingDataset:
     gated: bool
     private: bool
     attempts: int
+    last_modified: datetime | None = None
 
 
 def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]:
@@ -128,7 +321,7 @@ def load_pending(engine: Engine, row_ids: Sequence[int]) -> list[PendingDataset]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT id, dataset_id, sha, status, gated, private, attempts "
+                "SELECT id, dataset_id, sha, status, gated, private, attempts, last_modified "
                 "FROM hub_dataset WHERE id = ANY(:ids)"
             ),
             {"ids": [int(i) for i in row_ids]},
@@ -160,6 +353,12 @@ class CardColumns(Protocol):
     def supported_tasks(self) -> str | None: ...
     @property
     def data_fields(self) -> str | None: ...
+    @property
+    def license_source(self) -> str | None: ...
+    @property
+    def license_class(self) -> str | None: ...
+    @property
+    def description_source(self) -> str | None: ...
 
 
 @dataclass
@@ -176,6 +375,8 @@ class ConfigOutcome:
     fields: list[FieldInfo] = field(default_factory=list)
     sample_split: str | None = None
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
+    language: list[str] = field(default_factory=list)  # ISO 639-1 codes or "code"; [] unknown
+    language_source: str | None = None  # card_config | translation | config_name | card | detected
 
 
 @dataclass
@@ -203,6 +404,8 @@ _SAVE_DATASET = sa.text(
         licenses = :licenses, languages = :languages, multilinguality = :multilinguality,
         task_categories = :task_categories, task_ids = :task_ids,
         summary = :summary, supported_tasks = :supported_tasks, data_fields = :data_fields,
+        license_source = :license_source, license_class = :license_class,
+        description_source = :description_source,
         gated = COALESCE(:gated, gated), private = COALESCE(:private, private),
         attempts = COALESCE(:attempts, attempts),
         next_attempt_at = CASE WHEN :status = 'deferred'
@@ -217,10 +420,11 @@ _SAVE_DATASET = sa.text(
 _INSERT_CONFIG = sa.text(
     """
     INSERT INTO dataset_config (hub_dataset_id, config_name, splits, features, fields,
-                                sample_split, sample_rows, status, reason, message, notes)
+                                sample_split, sample_rows, status, reason, message, notes,
+                                language, language_source)
     VALUES (:hub_dataset_id, :config_name, CAST(:splits AS jsonb), CAST(:features AS jsonb),
             CAST(:fields AS jsonb), :sample_split, CAST(:sample_rows AS jsonb), :status,
-            :reason, :message, :notes)
+            :reason, :message, :notes, :language, :language_source)
     ON CONFLICT (hub_dataset_id, config_name) DO NOTHING
     """
 )
@@ -248,6 +452,9 @@ def _card_values(card: CardColumns | None) -> dict[str, Any]:
             "summary": None,
             "supported_tasks": None,
             "data_fields": None,
+            "license_source": None,
+            "license_class": None,
+            "description_source": None,
             "licenses": [],
             "languages": [],
             "multilinguality": [],
@@ -260,6 +467,9 @@ def _card_values(card: CardColumns | None) -> dict[str, Any]:
         "summary": card.summary,
         "supported_tasks": card.supported_tasks,
         "data_fields": card.data_fields,
+        "license_source": card.license_source,
+        "license_class": card.license_class,
+        "description_source": card.description_source,
         "licenses": list(card.licenses),
         "languages": list(card.languages),
         "multilinguality": list(card.multilinguality),
@@ -275,7 +485,7 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
             "id": outcome.row_id,
             "status": outcome.status,
             "reason": outcome.reason,
-            "message": outcome.message,
+            "message": redact(outcome.message) if outcome.message else outcome.message,
             "notes": list(dict.fromkeys(outcome.notes)),
             **_card_values(outcome.card),
             "gated": outcome.gated,
@@ -300,8 +510,10 @@ def _save(conn: Connection, outcome: DatasetOutcome) -> bool:
                     "sample_rows": _json(config.sample_rows),
                     "status": config.status,
                     "reason": config.reason,
-                    "message": config.message,
+                    "message": redact(config.message) if config.message else config.message,
                     "notes": list(dict.fromkeys(config.notes)),
+                    "language": list(config.language),
+                    "language_source": config.language_source,
                 }
                 for config in outcome.configs
             ],

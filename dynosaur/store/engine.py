@@ -27,7 +27,13 @@ def sqlalchemy_url(url: str) -> URL:
     """Parse ``url`` and pin the psycopg2 driver (``postgres://`` and bare URLs are accepted)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UsageError(
+            "DYNOSAUR_DATABASE_URL is not a database URL "
+            "(expected postgresql://USER@HOST:PORT/DATABASE, with an optional :PASSWORD)"
+        ) from None
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"the store must be Postgres, got a {parsed.get_backend_name()!r} URL")
     return parsed.set(drivername="postgresql+psycopg2")
@@ -70,7 +76,11 @@ def check_connection(engine: Engine) -> None:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
         where = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot connect to the store at {where}: {exc.orig}") from exc
+        detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no answer"
+        raise StoreError(
+            f"cannot connect to the store at {where}: {detail}. Check DYNOSAUR_DATABASE_URL "
+            "and that Postgres runs, then run again"
+        ) from exc
 
 
 def recreate_database(settings: Settings, name: str) -> str:

@@ -1,13 +1,14 @@
-"""The export repository: where exported rows come from, version N of the collection or a stored
-selection.
+"""The export repository: where exported rows come from, version N of the collection (whole, or
+the delta one publish added), or a stored selection, optionally restricted to license classes.
 
-Both are one SQL query over a view with the same columns, read through a server-side cursor in
-fixed-size batches, so an export's memory does not depend on the size of what it exports.
+Each is one SQL query over the ``collection`` view read once through a server-side cursor in
+fixed-size batches: an export's memory does not depend on its size, and nothing is read twice
+(sizes shown in advance come from figures stored at publish or selection time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +25,17 @@ from dynosaur.store.batches import latest_version
 FIELDS = ("instruction", "input", "output", "license", "website", "taskname")
 _COLUMNS = "instruction, input, output, license, website, source AS taskname"
 # Read with them (for the dataset card), never written.
-_EXTRA = "dataset_id, task_id"
+_EXTRA = "dataset_id, task_id, license_class"
 BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
 class RowSource:
-    """A query over ``collection`` or ``selected_instance`` and a name for what it holds."""
+    """A query over ``collection`` and a name for what it holds.
+
+    ``expected`` is how many rows it holds when the store already knows (stored figures), for
+    progress bars; None when only reading it would tell (the export counts as it streams).
+    """
 
     name: str
     description: str
@@ -38,65 +43,107 @@ class RowSource:
     params: dict[str, Any] = field(default_factory=dict)
     version: int | None = None
     selection: str | None = None
+    delta: bool = False
+    license_classes: tuple[str, ...] = ()
+    expected: int | None = None
 
 
-def version_source(engine: Engine, version: int | None = None) -> RowSource:
-    """Version N of the collection (default: the latest), in instance order."""
+def _license_filter(classes: Sequence[str]) -> str:
+    return " AND license_class = ANY(CAST(:classes AS text[]))" if classes else ""
+
+
+def version_source(
+    engine: Engine,
+    version: int | None = None,
+    *,
+    delta: bool = False,
+    license_classes: Sequence[str] = (),
+) -> RowSource:
+    """Version N of the collection (default: the latest), in instance order; with ``delta``,
+    only the rows version N added (its batch); with ``license_classes``, only rows whose
+    license falls in one of those classes."""
     latest = latest_version(engine)
     if latest is None:
         raise UsageError("nothing is published yet: there is no version to export")
     version = latest if version is None else version
     if not 1 <= version <= latest:
         raise UsageError(f"version {version} does not exist (the latest is {latest})")
+    classes = tuple(license_classes)
+    suffix = f"-{'+'.join(classes)}" if classes else ""
+    with engine.connect() as conn:
+        expected = conn.execute(
+            sa.text(
+                "SELECT sum((figures->>'instances')::bigint) FROM batch "
+                "WHERE status = 'published' AND " + ("version = :v" if delta else "version <= :v")
+            ),
+            {"v": version},
+        ).scalar()
+    what = f"the rows version {version} added" if delta else f"version {version} of the collection"
+    if classes:
+        what += f" (licenses: {', '.join(classes)})"
     return RowSource(
-        name=f"dynosaur-v{version}",
-        description=f"version {version} of the collection",
+        name=f"dynosaur-v{version}{'-delta' if delta else ''}{suffix}",
+        description=what,
         sql=(
             f"SELECT {_COLUMNS}, {_EXTRA} FROM collection "
-            "WHERE version <= :version ORDER BY instance_id"
+            f"WHERE version {'=' if delta else '<='} :version{_license_filter(classes)} "
+            "ORDER BY instance_id"
         ),
-        params={"version": version},
+        params={"version": version, "classes": list(classes)},
         version=version,
+        delta=delta,
+        license_classes=classes,
+        expected=None if classes or expected is None else int(expected),
     )
 
 
-def selection_source(engine: Engine, name: str) -> RowSource:
-    """The instances of the stored selection ``name``, best rank first."""
+# A selection's instances: its instance members, and every instance of its task members, read by
+# the selection's id (index scans of its own members only), then their collection rows by id.
+_SELECTION_SQL = f"""
+SELECT {_COLUMNS}, {_EXTRA}
+FROM (
+    SELECT m.instance_id, m.rank FROM selection_member m
+    WHERE m.selection_id = :selection AND m.instance_id IS NOT NULL
+    UNION ALL
+    SELECT i.id, m.rank FROM selection_member m JOIN instance i ON i.task_id = m.task_id
+    WHERE m.selection_id = :selection AND m.task_id IS NOT NULL
+) AS mi
+JOIN collection c ON c.instance_id = mi.instance_id
+WHERE true{{licenses}}
+ORDER BY mi.rank NULLS LAST, mi.instance_id
+"""
+
+
+def selection_source(
+    engine: Engine, name: str, *, license_classes: Sequence[str] = ()
+) -> RowSource:
+    """The instances of the stored selection ``name``, best rank first (only those whose
+    license falls in ``license_classes`` when given)."""
     with engine.connect() as conn:
-        exists = conn.execute(
-            sa.text("SELECT to_regclass('selected_instance') IS NOT NULL")
-        ).scalar_one()
-        version = None
-        if exists:
-            version = conn.execute(
-                sa.text("SELECT max(version) FROM selected_instance WHERE selection_name = :n"),
-                {"n": name},
-            ).scalar_one()
-    if not exists:
-        raise UsageError("this store has no selections (the selected_instance view is missing)")
-    if version is None:
+        row = conn.execute(
+            sa.text(
+                "SELECT id, version, instances, EXISTS (SELECT 1 FROM selection_member m "
+                "WHERE m.selection_id = s.id) AS members FROM selection s WHERE name = :n"
+            ),
+            {"n": name},
+        ).first()
+    if row is None or not row.members:
         raise UsageError(f"there is no selection named {name!r} (or it is empty)")
+    classes = tuple(license_classes)
+    suffix = f"-{'+'.join(classes)}" if classes else ""
+    what = f"selection {name!r} (of collection version {row.version})"
+    if classes:
+        what += f" (licenses: {', '.join(classes)})"
     return RowSource(
-        name=f"dynosaur-{name}",
-        description=f"selection {name!r} (of collection version {version})",
-        sql=(
-            f"SELECT {_COLUMNS}, {_EXTRA} FROM selected_instance "
-            "WHERE selection_name = :name ORDER BY rank NULLS LAST, instance_id"
-        ),
-        params={"name": name},
-        version=version,
+        name=f"dynosaur-{name}{suffix}",
+        description=what,
+        sql=_SELECTION_SQL.replace("{licenses}", _license_filter(classes)),
+        params={"selection": row.id, "classes": list(classes)},
+        version=row.version,
         selection=name,
+        license_classes=classes,
+        expected=None if classes or not row.instances else int(row.instances),
     )
-
-
-def count_rows(engine: Engine, source: RowSource) -> int:
-    """How many rows the source holds (for progress bars)."""
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(f"SELECT count(*) FROM ({source.sql}) AS s"), source.params
-            ).scalar_one()
-        )
 
 
 def iter_batches(

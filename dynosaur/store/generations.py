@@ -2,9 +2,11 @@
 states.
 
 A config waits for generation as ``collected`` (never sent) or ``deferred`` (a run left it for a
-later one: budget reached, API key rejected; with its reason). A generation is ``pending`` while
-the run that planned it has not answered it, ``deferred`` when that run left it for a later one,
-then ``succeeded`` or ``failed``.
+later one: budget reached, API key rejected or no quota, the endpoint unreachable; with its
+reason). A generation is ``pending`` while the run that planned it has not answered it (an
+unusable answer leaves it ``pending``, counted in ``unusable_answers``), ``deferred`` when that
+run left it for a later one (after transient failures: ``attempts`` counted, due again at
+``next_attempt_at``), then ``succeeded`` or ``failed``.
 
 Every write here is idempotent: a generation that already succeeded is left as it is, task rows
 are keyed by (generation, position), and a config's state is recomputed from its generations
@@ -28,16 +30,22 @@ from dynosaur.reasons import Reason
 WAITING = ("collected", "deferred")
 
 
-def queue(engine: Engine, *, limit: int | None = None) -> list[int]:
-    """Ids of the configs waiting for task generation, oldest first."""
+def queue(engine: Engine, *, limit: int | None = None, run_key: str | None = None) -> list[int]:
+    """Ids of the configs waiting for task generation and due, oldest first.
+
+    A config deferred after transient failures is due once its generations' next attempt time
+    has come; those deferred by the run ``run_key`` itself are due at once (re-running a run
+    after the service recovered completes it)."""
     with engine.connect() as conn:
         return list(
             conn.execute(
                 sa.text(
-                    "SELECT id FROM dataset_config WHERE status = ANY(:waiting) ORDER BY id "
-                    "LIMIT :limit"
+                    "SELECT c.id FROM dataset_config c WHERE c.status = ANY(:waiting) "
+                    "AND NOT EXISTS (SELECT 1 FROM generation g WHERE g.config_id = c.id "
+                    "AND g.status = 'deferred' AND g.next_attempt_at > now() "
+                    "AND g.run_key IS DISTINCT FROM :rk) ORDER BY c.id LIMIT :limit"
                 ),
-                {"waiting": list(WAITING), "limit": limit},
+                {"waiting": list(WAITING), "limit": limit, "rk": run_key},
             ).scalars()
         )
 
@@ -90,6 +98,17 @@ class GenerationRow:
     prompt_kind: str
     status: str
     llm_call_id: int | None
+    attempts: int = 0  # runs whose calls failed transiently
+    unusable_answers: int = 0  # answers received that could not be used
+
+
+_GENERATION = "id, config_id, prompt_kind, status, llm_call_id, attempts, unusable_answers"
+
+
+def _generation(r: Any) -> GenerationRow:
+    return GenerationRow(
+        r.id, r.config_id, r.prompt_kind, r.status, r.llm_call_id, r.attempts, r.unusable_answers
+    )
 
 
 def upsert_generations(
@@ -114,7 +133,7 @@ def upsert_generations(
                     "prompt_version = excluded.prompt_version, run_key = excluded.run_key, "
                     "status = 'pending', reason = NULL, message = NULL, updated_at = now() "
                     "WHERE generation.status <> 'succeeded' "
-                    "RETURNING id, config_id, prompt_kind, status, llm_call_id"
+                    f"RETURNING {_GENERATION}"
                 ),
                 {"items": payload, "rk": run_key},
             )
@@ -128,13 +147,13 @@ def upsert_generations(
         if missing:  # succeeded rows are not returned by the no-op upsert
             rows += conn.execute(
                 sa.text(
-                    "SELECT id, config_id, prompt_kind, status, llm_call_id FROM generation "
+                    f"SELECT {_GENERATION} FROM generation "
                     "WHERE (config_id, prompt_kind) IN (SELECT (x->>0)::bigint, x->>1 "
                     "FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS x)"
                 ),
                 {"keys": json.dumps(missing)},
             ).all()
-    return [GenerationRow(r.id, r.config_id, r.prompt_kind, r.status, r.llm_call_id) for r in rows]
+    return [_generation(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -254,6 +273,58 @@ def fail_generations(
     settle_configs(conn, [g.config_id for g in generations])
 
 
+def retry_later(
+    conn: Connection,
+    generations: Sequence[GenerationRow],
+    reason: str,
+    message: str,
+    call_id: int | None,
+    *,
+    max_attempts: int,
+    defer_s: float,
+) -> int:
+    """After a transient failure: count one more attempt; a generation with attempts left is
+    ``deferred`` until ``now + defer_s * 2**(attempts - 1)``, one that reached ``max_attempts``
+    fails with the reason. Returns how many were deferred (the rest failed)."""
+    deferred = conn.execute(
+        sa.text(
+            "UPDATE generation SET attempts = attempts + 1, "
+            "status = CASE WHEN attempts + 1 >= :cap THEN 'failed' ELSE 'deferred' END, "
+            "reason = :reason, updated_at = now(), llm_call_id = coalesce(:c, llm_call_id), "
+            "message = CASE WHEN attempts + 1 >= :cap THEN :message || ' (gave up after ' || "
+            "(attempts + 1) || ' runs)' ELSE :message END, "
+            "next_attempt_at = CASE WHEN attempts + 1 >= :cap THEN NULL "
+            "ELSE now() + make_interval(secs => :defer * power(2, attempts)) END "
+            "WHERE id = ANY(:ids) AND status <> 'succeeded' RETURNING status"
+        ),
+        {
+            "ids": [g.id for g in generations],
+            "reason": reason,
+            "message": message,
+            "c": call_id,
+            "cap": max_attempts,
+            "defer": defer_s,
+        },
+    ).scalars()
+    count = sum(1 for status in deferred if status == "deferred")
+    settle_configs(conn, [g.config_id for g in generations])
+    return count
+
+
+def mark_unusable(
+    conn: Connection, generations: Sequence[GenerationRow], call_id: int, answers: int
+) -> None:
+    """An unusable answer (paid, in the ledger) counted against generations that stay
+    ``pending``: their next request is attempt number ``answers``."""
+    conn.execute(
+        sa.text(
+            "UPDATE generation SET unusable_answers = greatest(unusable_answers, :n), "
+            "llm_call_id = :c, updated_at = now() WHERE id = ANY(:ids) AND status <> 'succeeded'"
+        ),
+        {"ids": [g.id for g in generations], "n": answers, "c": call_id},
+    )
+
+
 def defer_generations(
     conn: Connection, generations: Sequence[GenerationRow], reason: str, message: str
 ) -> None:
@@ -261,7 +332,8 @@ def defer_generations(
     conn.execute(
         sa.text(
             "UPDATE generation SET status = 'deferred', reason = :reason, message = :message, "
-            "updated_at = now() WHERE id = ANY(:ids) AND status <> 'succeeded'"
+            "next_attempt_at = NULL, updated_at = now() "
+            "WHERE id = ANY(:ids) AND status <> 'succeeded'"
         ),
         {"ids": [g.id for g in generations], "reason": reason, "message": message},
     )

@@ -380,10 +380,12 @@ class StoredSelection:
     reused: bool = False
 
 
+# Every figure is a column of `selection` (counted once when the selection is stored): reading
+# one selection is one index lookup, listing them reads their rows only.
 _SUMMARY_SQL = """
-SELECT v.selection_name, v.method, v.version, v.parameters, v.models, v.seed, v.pool_size,
-       v.instances_selected, v.tasks_selected, v.instances, v.created_at, s.figures
-FROM selection_summary v JOIN selection s ON s.name = v.selection_name
+SELECT s.name AS selection_name, s.method, s.version, s.parameters, s.models, s.seed, s.pool_size,
+       s.instances_selected, s.tasks_selected, s.instances, s.created_at, s.figures
+FROM selection s
 """
 
 
@@ -411,10 +413,13 @@ def get_selection(engine: Engine, name: str) -> StoredSelection | None:
     return _stored(row) if row else None
 
 
-def list_selections(engine: Engine) -> list[StoredSelection]:
-    """Every stored selection, newest first."""
+def list_selections(engine: Engine, *, limit: int | None = None) -> list[StoredSelection]:
+    """Stored selections, newest first (the newest ``limit`` of them when given)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(_SUMMARY_SQL + " ORDER BY s.created_at DESC, s.id DESC")).all()
+        rows = conn.execute(
+            sa.text(_SUMMARY_SQL + " ORDER BY s.created_at DESC, s.id DESC LIMIT :n"),
+            {"n": limit},
+        ).all()
     return [_stored(r) for r in rows]
 
 
@@ -493,6 +498,20 @@ def save_selection(
                     )
                 ],
             )
+        if selection_id is not None:
+            conn.execute(
+                sa.text(
+                    "UPDATE selection SET instances_selected = :instances, "
+                    "tasks_selected = :tasks, instances = :instances + coalesce(("
+                    "SELECT count(*) FROM selection_member m JOIN instance i "
+                    "ON i.task_id = m.task_id WHERE m.selection_id = :s), 0) WHERE id = :s"
+                ),
+                {
+                    "s": selection_id,
+                    "instances": len(members.ids) if members.kind == "instance" else 0,
+                    "tasks": len(members.ids) if members.kind == "task" else 0,
+                },
+            )
     if selection_id is None:  # another process stored the same name meanwhile
         reused = reusable_selection(engine, spec, replace=False)
         if reused is None:
@@ -509,7 +528,7 @@ def member_ids(engine: Engine, name: str) -> list[tuple[int | None, int | None, 
         rows = conn.execute(
             sa.text(
                 "SELECT m.instance_id, m.task_id, m.role, m.rank FROM selection_member m "
-                "JOIN selection s ON s.id = m.selection_id WHERE s.name = :n "
+                "WHERE m.selection_id = (SELECT id FROM selection WHERE name = :n) "
                 "ORDER BY m.rank NULLS FIRST, m.instance_id, m.task_id"
             ),
             {"n": name},

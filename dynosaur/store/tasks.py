@@ -60,7 +60,8 @@ def lock_curation(conn: Connection) -> None:
 
 
 def claim_configs(engine: Engine, batch_id: int) -> list[int]:
-    """Claim every ``generated`` config that no batch holds yet into this batch; their ids.
+    """Claim every ``generated`` config that no batch holds yet into this batch (of the
+    datasets it owns, or that no run owns); their ids.
 
     ``WHERE batch_id IS NULL`` makes a claim happen once: two runs never take the same config.
     """
@@ -70,7 +71,9 @@ def claim_configs(engine: Engine, batch_id: int) -> list[int]:
                 sa.text(
                     "UPDATE dataset_config SET status = 'curated', batch_id = :b, "
                     "updated_at = now() WHERE status = 'generated' AND batch_id IS NULL "
-                    "RETURNING id"
+                    # only the batch's own datasets (runs in parallel keep their days apart)
+                    "AND hub_dataset_id IN (SELECT id FROM hub_dataset "
+                    "WHERE batch_id = :b OR batch_id IS NULL) RETURNING id"
                 ),
                 {"b": batch_id},
             ).scalars()
@@ -147,17 +150,29 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
     return out
 
 
+def fingerprint_key(fingerprint: str) -> int:
+    """The compact lookup key of a hex fingerprint: its first 64 bits as a signed bigint, what
+    ``task.fingerprint_key`` holds (migration 0090)."""
+    return int.from_bytes(bytes.fromhex(fingerprint[:16]), "big", signed=True)
+
+
 def stored_fingerprints(conn: Connection, fingerprints: Sequence[str]) -> dict[str, int]:
-    """Fingerprint -> id of the valid tasks in the store that have one of ``fingerprints``."""
-    if not fingerprints:
+    """Fingerprint -> id of the valid tasks in the store that have one of ``fingerprints``.
+
+    Probes ``task_fingerprint_key_valid_idx`` with 8-byte keys (its cost follows the batch, not
+    the store); the whole fingerprint of the few rows found is compared, so a 64-bit collision
+    never counts as a duplicate.
+    """
+    wanted = set(fingerprints)
+    if not wanted:
         return {}
     rows = conn.execute(
         sa.text(
-            "SELECT fingerprint, id FROM task WHERE status = 'valid' AND fingerprint = ANY(:f)"
+            "SELECT fingerprint, id FROM task WHERE status = 'valid' AND fingerprint_key = ANY(:k)"
         ),
-        {"f": list(set(fingerprints))},
+        {"k": sorted({fingerprint_key(fp) for fp in wanted})},
     ).all()
-    return {fp: task_id for fp, task_id in rows}
+    return {fp: task_id for fp, task_id in rows if fp in wanted}
 
 
 def stored_band_keys(conn: Connection, keys: Sequence[int]) -> dict[int, list[tuple[int, str]]]:

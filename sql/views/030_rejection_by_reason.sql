@@ -13,6 +13,8 @@ WITH tagged AS (
     SELECT 'llm_call', status, reason FROM llm_call WHERE reason IS NOT NULL
     UNION ALL
     SELECT 'task', status, reason FROM task WHERE reason IS NOT NULL
+    UNION ALL
+    SELECT 'requested_dataset', status, reason FROM requested_dataset
 )
 SELECT t.entity, t.status, t.reason, r.stage, r.description, count(*) AS n
 FROM tagged t

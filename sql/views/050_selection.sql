@@ -27,6 +27,8 @@ COMMENT ON VIEW selected_instance IS
     'Instances of each stored selection (selection_name), with the member''s rank and score.';
 
 -- selection_summary: one row per stored selection with what it was made from and its size.
+-- The sizes are stored with the selection when it is saved: reading one row costs the same
+-- whatever the number of selections (no aggregate over selection_member).
 DROP VIEW IF EXISTS selection_summary CASCADE;
 CREATE VIEW selection_summary AS
 SELECT
@@ -37,22 +39,11 @@ SELECT
     s.models,
     s.seed,
     s.pool_size,
-    coalesce(m.instances, 0)  AS instances_selected,
-    coalesce(m.tasks, 0)      AS tasks_selected,
-    coalesce(n.instances, 0)  AS instances,
+    s.instances_selected,
+    s.tasks_selected,
+    s.instances,
     s.created_at
-FROM selection s
-LEFT JOIN (
-    SELECT selection_id,
-           count(instance_id) AS instances,
-           count(task_id)     AS tasks
-    FROM selection_member GROUP BY selection_id
-) m ON m.selection_id = s.id
-LEFT JOIN (
-    SELECT s2.id AS selection_id, count(*) AS instances
-    FROM selection s2 JOIN selected_instance si ON si.selection_name = s2.name
-    GROUP BY s2.id
-) n ON n.selection_id = s.id;
+FROM selection s;
 
 COMMENT ON VIEW selection_summary IS
     'Stored selections: method, source version, parameters, models, seed and sizes.';

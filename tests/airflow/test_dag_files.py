@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -101,11 +102,19 @@ def test_growth_dag_shape() -> None:
         "generate",
         "curate",
         "publish",
+        "estimate",
         "mark_failed",
     }
-    # mark_failed runs last, whatever happened, and does not decide the run's state.
+    # mark_failed runs last, whatever happened, and does not decide the run's state; one edge
+    # (from publish, which every failure upstream ends) keeps the graph readable.
     assert tasks["mark_failed"].is_teardown and not tasks["mark_failed"].on_failure_fail_dagrun
-    assert set(tasks["mark_failed"].upstream_task_ids) == set(tasks) - {"mark_failed"}
+    assert tasks["mark_failed"].upstream_task_ids == {"publish"}
+    assert tasks["publish"].get_flat_relative_ids(upstream=True) == set(tasks) - {
+        "publish",
+        "mark_failed",
+        "estimate",
+    }
+    assert tasks["estimate"].upstream_task_ids == {"start", "generate"}
     assert tasks["generate"].pool == "llm"
     assert tasks["collect"].is_mapped and tasks["generate"].is_mapped
     assert dag.catchup is False
@@ -113,3 +122,46 @@ def test_growth_dag_shape() -> None:
     assert all(p.description for p in dag.params.values()), "every trigger-form field is explained"
     assert dag.doc_md and "version" in dag.doc_md
     assert [o.name for o in tasks["publish"].outlets] == ["dynosaur_instructions"]
+
+
+def test_every_dag_explains_itself() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from dynosaur.airflow.dags import on_run_failure
+
+    for dag in DagBag(dag_folder=str(REPO / "dags")).dags.values():
+        assert dag.description and len(dag.description) < 120, dag.dag_id
+        assert dag.owner == "dynosaur", dag.dag_id
+        assert "dynosaur" in dag.tags and len(dag.tags) > 1, dag.dag_id
+        assert dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() > 0
+        assert dag.on_failure_callback is on_run_failure, dag.dag_id
+        assert all(t.owner == "dynosaur" for t in dag.tasks), dag.dag_id
+
+
+def test_optional_fields_of_the_trigger_forms_are_not_required() -> None:
+    """The form marks a field required when its schema does not accept null: only fields with
+    a default that always applies (chunk size, method, seed...) may be so."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = DagBag(dag_folder=str(REPO / "dags")).dags
+    growth = dags["dynosaur_growth"].params
+    for name in ("dataset_ids", "dry_run", "window_start", "max_datasets", "run_key"):
+        assert "null" in growth.get_param(name).schema["type"], name
+    for dag in dags.values():
+        for name, param in dag.params.items():
+            if "null" not in param.schema.get("type", ["null"]):
+                assert param.value is not None, (dag.dag_id, name)
+
+
+def test_mapped_tasks_are_named_by_their_chunk() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from jinja2 import Environment
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["dynosaur_growth"]
+    env = Environment()
+    for task_id, what in (("collect", "dataset"), ("generate", "config")):
+        template = env.from_string(dag.get_task(task_id).map_index_template)
+        one = template.render(task=SimpleNamespace(op_kwargs={"chunk": [7]}))
+        many = template.render(task=SimpleNamespace(op_kwargs={"chunk": [3, 4, 9]}))
+        assert one == f"1 {what} (ids 7–7)"
+        assert many == f"3 {what}s (ids 3–9)"

@@ -8,13 +8,16 @@ daily run sees exactly what was published up to then.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -180,7 +183,11 @@ def test_a_dry_run_estimates_and_publishes_nothing(
     )  # fmt: skip
     assert run.state == "success", _states(run)
     assert _states(run)["publish"] == "skipped"
+    assert _states(run)["estimate"] == "success"  # the one task that sums the estimate
     assert deployment.llm.request_log == []
+    note = _note(run.run_id)
+    total = re.search(r"(\d+) LLM calls to send", note)
+    assert note.startswith("**Dry run**") and total and int(total.group(1)) > 0, note
     with deployment.store.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM instance")).scalar_one() == 0
         assert (
@@ -365,3 +372,98 @@ def test_mark_failed_runs_when_start_itself_failed(
     assert run.state == "failed", states
     assert states["start"] == "failed" and states["mark_failed"] == "success"
     assert count_rows(deployment.store, ("batch",)) == {"batch": 0}
+
+
+def _note(run_id: str) -> str:
+    """A run's note, read back from Airflow's metadata database."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.scalar(sa.select(DagRun).where(DagRun.run_id == run_id))
+        return run.note or ""
+
+
+def test_the_growth_runs_note_holds_the_batch_figures_and_the_report_path(
+    dags: dict[str, Any], deployment: SimpleNamespace
+) -> None:
+    run = _daily_run(dags["dynosaur_growth"], deployment.hub, "2024-03-04")
+    assert run.state == "success", _states(run)
+    note = _note(run.run_id)
+    with deployment.store.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT s.batch_id, s.datasets, s.tasks_valid, s.instances, s.cost_usd, "
+                "g.total_instances FROM batch_summary s JOIN growth g USING (version) "
+                "WHERE s.version = 1"
+            )
+        ).one()
+    assert note.startswith(f"**Version 1 published** (batch {row.batch_id}"), note
+    assert f"{row.datasets} datasets" in note and f"{row.tasks_valid} valid tasks" in note
+    assert f"{row.instances:,} instances" in note and f"${float(row.cost_usd):.4f}" in note
+    assert f"collection now: {row.total_instances:,} instances" in note
+    report = deployment.exports / "v1" / "report.html"
+    assert f"`{report}`" in note
+
+    # The export DAG writes the report the note points to.
+    assert dags["dynosaur_export"].test().state == "success"
+    assert f'data-figure="total_instances">{row.total_instances:,}<' in report.read_text()
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP receiver on loopback for the failure notifications."""
+    _Webhook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Webhook.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_run_logs_one_line_and_notifies_the_webhook(
+    dags: dict[str, Any],
+    deployment: SimpleNamespace,
+    webhook: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, received = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DYNOSAUR_NOTIFY", json.dumps({"conn_type": "http", "host": url})
+    )
+    ok = _daily_run(dags["dynosaur_growth"], deployment.hub, "2024-03-10")
+    assert ok.state == "success" and received == []  # only failures are notified
+
+    with caplog.at_level("ERROR", logger="dynosaur.dag"):
+        # Half a window: start fails.
+        failed = dags["dynosaur_growth"].test(run_conf={"window_start": "2024-03-01T00:00:00Z"})
+    assert failed.state == "failed", _states(failed)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dynosaur.dag" and r.levelname == "ERROR"
+    ]
+    assert lines == [f"dynosaur_growth run {failed.run_id} failed at task start: task_failure"]
+    (sent,) = received
+    assert sent["text"] == lines[0]
+    assert (sent["dag_id"], sent["run_id"], sent["state"]) == (
+        "dynosaur_growth",
+        failed.run_id,
+        "failed",
+    )
+    assert "opened no batch" in _note(failed.run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -53,8 +54,11 @@ def test_the_demo_grows_three_versions_and_prints_the_summary(
             instances = conn.execute(sa.text("SELECT count(*) FROM collection")).scalar_one()
         demo.dispose()
         assert versions == [1, 2, 3]
-        exported = next((tmp_path / "data" / "demo" / "exports" / "v3").glob("*.jsonl"))
-        assert len(exported.read_text().splitlines()) == instances > 0
+        # Version 3 is the deltas its manifest lists.
+        exports = tmp_path / "data" / "demo" / "exports"
+        listed = json.loads((exports / "v3" / "manifest.json").read_text())["formats"]["jsonl"]
+        rows = sum(len((exports / f["path"]).read_text().splitlines()) for f in listed)
+        assert [f["version"] for f in listed] == [1, 2, 3] and rows == instances > 0
     finally:
         admin = sa.create_engine(
             sqlalchemy_url(settings.database_url), isolation_level="AUTOCOMMIT"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -49,6 +50,10 @@ def test_compose_has_the_official_airflow3_components() -> None:
     assert {"postgres", "store", "redis", "airflow-init"} <= set(SERVICES)
     emulators = {n for n, s in SERVICES.items() if "emulators" in s.get("profiles", [])}
     assert emulators == {"hub-emulator", "llm-emulator"}
+    # Started before Airflow when the profile is up, not needed otherwise.
+    for service in AIRFLOW_SERVICES:
+        for emulator in emulators:
+            assert SERVICES[service]["depends_on"][emulator]["required"] is False
 
 
 def test_every_dependency_exists_and_healthy_conditions_have_healthchecks() -> None:
@@ -68,7 +73,8 @@ def test_airflow_components_share_executor_broker_metadata_and_secret() -> None:
         "AIRFLOW__CORE__EXECUTOR",
         "AIRFLOW__CELERY__BROKER_URL",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+        "AIRFLOW__CORE__FERNET_KEY_CMD",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
     )
     for key in keys:
@@ -165,3 +171,130 @@ def test_wheel_carries_the_migrations_views_and_dags(tmp_path: Path) -> None:
     assert any(n.startswith("dynosaur/sql/views/") for n in names)
     assert "dynosaur/store/migrations.py" in names
     assert {f"dynosaur/dags/{p.name}" for p in (REPO / "dags").glob("*.py")} <= names
+
+
+# --- Safe by default: rendered with no variable set -----------------------------------------------
+
+SECRET_KEYS = re.compile(r"SECRET|FERNET|PASSWORD|TOKEN|API_KEY", re.I)
+
+
+def test_with_no_variable_set_no_secret_has_a_fixed_value() -> None:
+    """Secrets come from files airflow-init generates (``_CMD``, a passwords file), or are
+    empty: never a fixed default someone could guess."""
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env = env_of(name)
+        assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env
+        assert "AIRFLOW__CORE__FERNET_KEY" not in env
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/secrets/jwt_secret"
+        assert env["AIRFLOW__CORE__FERNET_KEY_CMD"] == "cat /opt/airflow/secrets/fernet_key"
+        passwords = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        assert passwords.startswith("/opt/airflow/secrets/")
+        for key, value in env.items():
+            if SECRET_KEYS.search(key) and not key.endswith(("_CMD", "_FILE")):
+                assert value == "", f"{name}: {key} has a fixed value"
+        for conn in ("AIRFLOW_CONN_DYNOSAUR_LLM", "AIRFLOW_CONN_DYNOSAUR_HUB"):
+            assert json.loads(env[conn]).get("password", "") == ""
+    init = SERVICES["airflow-init"]["command"][-1]
+    for secret in ("jwt_secret", "fernet_key", "passwords.json"):
+        assert f"[ -s {secret} ] ||" in init, secret  # generated once, kept afterwards
+    assert "secrets.token_urlsafe" in init and "Fernet.generate_key" in init
+    assert "airflow-secrets:/opt/airflow/secrets" in SERVICES["airflow-scheduler"]["volumes"]
+
+
+def test_the_login_comment_names_what_exists() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "_AIRFLOW_WWW_USER" not in text
+    users = env_of("airflow-apiserver")["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+    assert users.split(":")[0] == "admin" and "user `admin`" in text
+    assert "cat /opt/airflow/secrets/passwords.json" in text
+
+
+def test_init_creates_and_owns_the_mounted_folders() -> None:
+    init = SERVICES["airflow-init"]["command"][-1]
+    mounted = {
+        v.rsplit(":", 1)[1] for v in SERVICES["airflow-scheduler"]["volumes"] if v.startswith("${")
+    }
+    assert mounted == {"/opt/airflow/dags", "/opt/airflow/logs", "/opt/airflow/exports"}
+    made, owned = init.split("chown", 1)
+    for folder in mounted:
+        assert folder in made, f"mkdir {folder}"
+        assert folder in owned.split("airflow db migrate")[0], f"chown {folder}"
+    assert 'chown -R "${AIRFLOW_UID:-50000}:0"' in init
+    assert SERVICES["airflow-init"]["user"] == "0:0"
+
+
+def test_dags_start_paused_unless_the_emulators_profile_is_up() -> None:
+    from dynosaur.airflow.compose import PAUSED, compose_env, emulators_present
+
+    for service in AIRFLOW_SERVICES:
+        entry = SERVICES[service]["entrypoint"]
+        assert entry[:3] == ["python", "-m", "dynosaur.airflow.compose"]
+        assert entry[3:] == ["/usr/bin/dumb-init", "--", "/entrypoint"]  # the image's own
+    env = env_of("airflow-scheduler")
+    assert env[PAUSED] == "true"  # as rendered: paused
+
+    real = compose_env(env, offline=False)
+    assert real[PAUSED] == "True"
+    assert "huggingface.co" in json.loads(real["AIRFLOW_CONN_DYNOSAUR_HUB"])["host"]
+
+    offline = compose_env(env, offline=True)
+    assert offline[PAUSED] == "False"
+    hub = json.loads(offline["AIRFLOW_CONN_DYNOSAUR_HUB"])
+    llm = json.loads(offline["AIRFLOW_CONN_DYNOSAUR_LLM"])
+    ports = {name: SERVICES[name]["entrypoint"][-1] for name in ("hub-emulator", "llm-emulator")}
+    assert hub["host"] == f"http://hub-emulator:{ports['hub-emulator']}"
+    assert hub["extra"]["viewer_url"] == hub["host"]
+    assert llm["host"] == f"http://llm-emulator:{ports['llm-emulator']}/v1"
+    # Which mode: whether the emulators' service name resolves (here: localhost does).
+    assert emulators_present("localhost") and not emulators_present("hub-emulator.invalid")
+
+
+def test_the_offline_connections_map_onto_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynosaur.airflow.compose import compose_env
+    from dynosaur.airflow.connections import settings_from_airflow
+
+    for key, value in compose_env(env_of("airflow-scheduler"), offline=True).items():
+        if key.startswith("AIRFLOW_CONN_"):
+            monkeypatch.setenv(key, value)
+    settings = settings_from_airflow()
+    assert settings.hub_endpoint == settings.viewer_url == "http://hub-emulator:8000"
+    assert settings.llm_base_url == "http://llm-emulator:8001/v1"
+    assert settings.llm_api_key is not None
+
+
+def test_docker_compose_config_passes_with_no_variable_set() -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker client here")
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("the docker client has no compose plugin here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DYNOSAUR_"))}
+    for profile in ([], ["--profile", "emulators"]):
+        done = subprocess.run(
+            [docker, "compose", *profile, "config", "-q"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_build_context_leaves_out_the_venv_and_local_data() -> None:
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "logs", "exports"} <= set(ignored)
+    copied = re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", _dockerfile(), re.M)
+    for src in {s for line in copied for s in line.split()}:
+        assert src not in ignored, f"the Dockerfile copies {src}, which .dockerignore leaves out"
+
+
+def test_run_notes_use_the_api_as_the_generated_admin(tmp_path: Path) -> None:
+    from dynosaur.airflow.compose import compose_env
+
+    env = env_of("airflow-scheduler")
+    assert "AIRFLOW_CONN_DYNOSAUR_AIRFLOW_API" not in compose_env(env, offline=False)  # no file yet
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "generated-pw"}))
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
+    api = json.loads(compose_env(env, offline=True)["AIRFLOW_CONN_DYNOSAUR_AIRFLOW_API"])
+    assert api["host"] == "http://airflow-apiserver:8080"
+    assert (api["login"], api["password"]) == ("admin", "generated-pw")
+    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]

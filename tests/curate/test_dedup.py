@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from dynosaur.curate import dedup
 from dynosaur.curate.dedup import NearDuplicateIndex
+from dynosaur.store.tasks import fingerprint_key, stored_fingerprints
+from tests.curate.factory import StoreFactory
 
 
 def test_normalisation_ignores_case_spacing_final_punctuation_and_label_suffix() -> None:
@@ -78,3 +80,18 @@ def test_one_word_and_empty_instructions_have_shingles() -> None:
 def test_normalisation_is_idempotent(text: str) -> None:
     once = dedup.normalize_instruction(text)
     assert dedup.normalize_instruction(once) == once
+
+
+def test_fingerprint_key_is_what_postgres_computes_and_lookups_verify_the_whole_fingerprint(
+    factory: StoreFactory,
+) -> None:
+    config = factory.sentiment_config()
+    factory.task(config, "Classify the review.", ["text"], "label")
+    factory.curate("day1")
+    stored = factory.rows("SELECT id, fingerprint, fingerprint_key FROM task")[0]
+    assert stored.fingerprint_key == fingerprint_key(stored.fingerprint)
+    with factory.engine.connect() as conn:
+        assert stored_fingerprints(conn, [stored.fingerprint]) == {stored.fingerprint: stored.id}
+        # Same first 64 bits, another fingerprint: a key collision is not a duplicate.
+        twin = stored.fingerprint[:16] + "0" * 48
+        assert twin != stored.fingerprint and stored_fingerprints(conn, [twin]) == {}

@@ -54,6 +54,7 @@ def test_jsonl_has_the_original_fields_and_exactly_version_n(
         "tasks": 1,
         "datasets": 1,
         "licenses": {"mit": 10},
+        "license_classes": {"permissive": 10},
         "retracted_sources": 0,
     }
     assert (tmp_path / "dynosaur-v1.README.md").exists()
@@ -135,3 +136,96 @@ def test_version_beyond_the_latest_is_refused(
 def test_push_needs_a_token(settings: Settings, two_versions: Engine, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="DYNOSAUR_HUB_TOKEN"):
         export(settings, two_versions, fmt="parquet", out=tmp_path, push_to_hub="me/dynosaur")
+
+
+@pytest.fixture
+def mixed_licenses(store: Engine, factory: StoreFactory) -> Engine:
+    """Version 1: org/mit (permissive), org/sa (cc-by-sa-4.0: share-alike), org/nc
+    (cc-by-nc-4.0: non-commercial), 10 instances each."""
+    for name, license_ in (
+        ("org/mit", "mit"),
+        ("org/sa", "cc-by-sa-4.0"),
+        ("org/nc", "cc-by-nc-4.0"),
+    ):
+        config = factory.sentiment_config(name, licenses=[license_])
+        factory.task(config, f"Classify the {name} review.", ["text"], "label")
+    factory.publish("day0")
+    return store
+
+
+def test_license_subset_holds_only_those_classes_and_its_card_says_so(
+    settings: Settings, mixed_licenses: Engine, tmp_path: Path
+) -> None:
+    result = export(settings, mixed_licenses, fmt="jsonl", out=tmp_path, licenses="permissive")
+    lines = [json.loads(line) for line in result.path.read_text().splitlines()]
+    assert result.path.name == "dynosaur-v1-permissive.jsonl"
+    assert len(lines) == 10 and {row["license"] for row in lines} == {"mit"}
+    assert result.figures["license_classes"] == {"permissive": 10}
+    card = (tmp_path / "dynosaur-v1-permissive.README.md").read_text()
+    assert "license: mit" in card  # the YAML header: one license throughout, not `other`
+    assert "only instances whose source license is in the license class(es) `permissive`" in card
+    assert "Some sources forbid commercial use." not in card
+
+    both = export(
+        settings, mixed_licenses, fmt="parquet", out=tmp_path, licenses="share-alike,permissive"
+    )
+    table = pq.read_table(both.path)
+    assert sorted(set(table.column("license").to_pylist())) == ["cc-by-sa-4.0", "mit"]
+    card = (tmp_path / f"{both.path.stem}.README.md").read_text()
+    assert "`permissive`, `share-alike`" in card and "share-alike / copyleft" in card
+    assert "license: other" in card
+
+    everything = export(settings, mixed_licenses, fmt="jsonl", out=tmp_path / "all.jsonl")
+    assert everything.figures["instances"] == 30
+    assert "Some sources forbid commercial use." in (tmp_path / "all.README.md").read_text()
+    with pytest.raises(UsageError, match="unknown license class"):
+        export(settings, mixed_licenses, fmt="jsonl", out=tmp_path, licenses="free")
+
+
+def test_license_classes_view_counts_instances_per_class_per_version(
+    mixed_licenses: Engine,
+) -> None:
+    with mixed_licenses.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT version, license_class, instances FROM license_classes ORDER BY 2")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, "non-commercial", 10),
+        (1, "permissive", 10),
+        (1, "share-alike", 10),
+    ]
+
+
+def test_publish_writes_the_new_batch_and_a_manifest_of_version_n(
+    settings: Settings, two_versions: Engine, tmp_path: Path
+) -> None:
+    from dynosaur.export.delta import manifest_path, publish_export
+
+    settings = settings.model_copy(update={"export_dir": tmp_path / "exports"})
+    root = settings.export_root
+    # Version 1 was never exported: publishing version 2 writes its delta on the way.
+    manifest = publish_export(settings, two_versions, 2, formats=["jsonl"])
+    assert manifest_path(root, 2) == root / "v2" / "manifest.json"
+    entries = manifest["formats"]["jsonl"]
+    assert [(e["version"], e["path"], e["instances"]) for e in entries] == [
+        (1, "v1/dynosaur-v1-delta.jsonl", 10),
+        (2, "v2/dynosaur-v2-delta.jsonl", 10),
+    ]
+    delta = [json.loads(line) for line in (root / entries[1]["path"]).read_text().splitlines()]
+    assert delta == collection_rows(two_versions, 2)[10:]  # only the rows version 2 added
+    whole = [
+        json.loads(line)
+        for entry in entries
+        for line in (root / entry["path"]).read_text().splitlines()
+    ]
+    assert whole == collection_rows(two_versions, 2)
+    assert json.loads(manifest_path(root, 2).read_text()) == manifest
+
+    # Again, with version 1's manifest present: version 2 is rewritten, version 1 kept as is.
+    first = (root / "v1" / "dynosaur-v1-delta.jsonl").stat().st_mtime_ns
+    publish_export(settings, two_versions, 1, formats=["jsonl"])
+    assert (root / "v1" / "dynosaur-v1-delta.jsonl").stat().st_mtime_ns != first
+    first = (root / "v1" / "dynosaur-v1-delta.jsonl").stat().st_mtime_ns
+    again = publish_export(settings, two_versions, 2, formats=["jsonl"])
+    assert again["formats"] == manifest["formats"]
+    assert (root / "v1" / "dynosaur-v1-delta.jsonl").stat().st_mtime_ns == first

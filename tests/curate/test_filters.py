@@ -130,3 +130,24 @@ def test_parse_problems_are_rejected_with_their_own_reason():
         2: Reason.MULTIPLE_OUTPUT_FIELDS,
         3: Reason.EMPTY_OUTPUT_FIELD,
     }
+
+
+def test_content_checks_run_after_the_field_filters_and_before_the_duplicate_check() -> None:
+    from dynosaur.curate.filters import Rejection
+
+    def no_links(t: Task) -> Rejection | None:
+        if "http" in (t.instruction or "").casefold():
+            return Rejection(Reason.SUSPICIOUS_CONTENT, "a link")
+        return None
+
+    tasks = [
+        task(1, instruction="Answer the question. http://x.example/", inputs=("nope",)),
+        task(2, instruction="Answer the question. http://x.example/"),
+        task(3, instruction="answer the question. HTTP://x.example/", out="label"),
+        task(4, instruction="Answer the question."),
+    ]
+    rejected = filter_config_tasks(tasks, FIELDS, [no_links])
+    assert rejected[1].reason is Reason.UNKNOWN_FIELD  # field filters first
+    assert rejected[2].reason is Reason.SUSPICIOUS_CONTENT
+    assert rejected[3].reason is Reason.SUSPICIOUS_CONTENT  # not a duplicate of a rejected task
+    assert 4 not in rejected

@@ -55,6 +55,35 @@ def test_choice_detection_ignores_case_and_needs_a_list() -> None:
     assert render_value("choice", "just text") == ("just text", True)
 
 
+def test_dict_of_lists_choices_become_lettered_options_with_their_own_letters() -> None:
+    # CommonsenseQA's shape: the given letters are kept, in the lists' order.
+    choices = {"label": ["A", "B", "C"], "text": ["ignore", "enforce", "authority"]}
+    assert render_value("choices", choices) == ("A. 'ignore', B. 'enforce', C. 'authority'", False)
+    row = {"question": "Who?", "choices": choices}
+    assert render_input(["question", "choices"], row, {}) == (
+        "question is 'Who?'. choices is A. 'ignore', B. 'enforce', C. 'authority'."
+    )
+    assert render_input(["choices"], row, {}) == "A. 'ignore', B. 'enforce', C. 'authority'."
+    # ARC numbers some options "1", "2": kept as given.
+    numbered = {"text": ["red", "blue"], "label": ["1", "2"]}
+    assert render_value("choices", numbered) == ("1. 'red', 2. 'blue'", False)
+
+
+def test_dict_choices_without_usable_letters_get_generated_ones() -> None:
+    assert render_value("answer_choices", {"text": ["x", "y"]}) == ("A. 'x', B. 'y'", False)
+    mismatched = {"text": ["x", "y", "z"], "label": ["A", "B"]}
+    assert render_value("choices", mismatched) == ("A. 'x', B. 'y', C. 'z'", False)
+    repeated = {"text": ["x", "y"], "label": ["A", "A"]}
+    assert render_value("choices", repeated) == ("A. 'x', B. 'y'", False)
+
+
+def test_dict_choices_without_an_options_list_stay_json() -> None:
+    odd = {"start": [1, 2], "end": [3, 4]}
+    assert render_value("choices", odd) == ('{"start": [1, 2], "end": [3, 4]}', False)
+    nested = {"text": [{"a": 1}], "label": ["A"]}
+    assert render_value("choices", nested)[0].startswith("{")
+
+
 def test_other_lists_are_quoted_items_and_dicts_are_json() -> None:
     assert render_value("tokens", ["The", "cat"]) == ("'The', 'cat'", False)
     assert render_value("answers", {"text": ["Paris"], "start": [3]}) == (
@@ -153,6 +182,14 @@ def test_samples_under_ten_rows_are_not_judged_as_classification() -> None:
     built = build_instances("Extract the date.", ["t"], "y", {}, rows)
     assert built.rejection is None and built.labels is None
     assert built.instruction == "Extract the date." and len(built.instances) == 9
+
+
+def test_balance_is_judged_on_the_sample_rows_not_the_deduplicated_instances() -> None:
+    # 19 identical rows and one other: two distinct instances (50/50), but 95% of the rows.
+    rows = [{"t": "Brain", "y": "Brain"}] * 19 + [{"t": "Heart", "y": "Heart"}]
+    built = build_instances("Give the title.", ["t"], "y", {}, rows)
+    assert built.rejection is not None and built.rejection.reason is Reason.IMBALANCED_LABELS
+    assert "95% of 20 rows" in built.rejection.message
 
 
 def test_class_label_output_on_a_small_sample_gets_its_label_space() -> None:

@@ -103,13 +103,21 @@ MULTIPLE_OUTPUTS = {
 }
 EXPECTED_LOSSES: dict[tuple[str, str], str] = {
     **MULTIPLE_OUTPUTS,
-    # Classification balance: the title is 'Brain' on all 66 sample rows (one class, 100%).
+    # Classification balance, judged on the sample rows as the original does: adversarial_qa's
+    # title is 'Brain' on all 66 rows; great_code's has_bug / bug_kind_name / error_location are
+    # constant over 100 rows.
     ("adversarial_qa", "Given a question and context, predict th"): "imbalanced_labels",
-    # Near-duplicates of another task of the same config and fields (instructions one token
-    # apart). NOT a rule of the original, which removes identical tasks only: these two go away
-    # when curate's de-duplication does the same (issue 14, the FIDELITY branch).
-    ("md_gender_bias", "Given a sentence and its original versio"): "near_duplicate_in_store",
-    ("med_hop", "Fill in the blank with the name of the d"): "near_duplicate_in_store",
+    ("adversarial_qa", "Can you write a title for the passage?"): "imbalanced_labels",
+    ("great_code", "Given the source code, identify the line"): "imbalanced_labels",
+    ("great_code", "Given the source code, identify the type"): "imbalanced_labels",
+    ("great_code", "Given the source code, identify whether "): "imbalanced_labels",
+    # The answer is in the input (issue 17's leakage rule, beyond the original): silicone's Label
+    # column holds the same names as its Dialogue_Act / Emotion output.
+    ("silicone", "Given a dialogue act, please predict the"): "answer_in_input",
+    ("silicone", "Given a label, please generate a dialogu"): "answer_in_input",
+    ("silicone", "Given the Speaker and Label, predict the"): "answer_in_input",
+    ("silicone", "Given the dialogue and emotion, predict "): "answer_in_input",
+    ("silicone", "Given the dialogue and label, predict th"): "answer_in_input",
 }
 
 
@@ -139,13 +147,14 @@ def test_reference_tasks_survive_the_filters(replayed: Engine) -> None:
     print(f"reference tasks reaching curate: {reached}, kept: {kept} ({kept / reached:.1%})")
     for loss, reason in sorted(losses.items()):
         print("lost:", reason, loss)
-    # Measured: 311 reach curate, 290 kept (93.2%); of the 293 with one output field, 290 kept
-    # (99.0%), 292 (99.7%) once near-duplicates are no longer rejected.
+    # Measured: 311 reach curate, 283 kept (91.0%); of the 293 with one output field, 283 kept
+    # (96.6%). Losses: 18 multiple_output_fields and 5 imbalanced_labels (rules of the original),
+    # 5 answer_in_input (the leakage rule). Near-duplicates are flagged, not rejected.
     single = reached - sum(1 for k, v in losses.items() if v == "multiple_output_fields")
     print(f"with one output field: {single}, kept: {kept} ({kept / single:.1%})")
     assert reached >= 300, outcome
-    assert kept / single >= 0.98, outcome
-    assert kept / reached >= 0.92, outcome
+    assert kept / single >= 0.96, outcome
+    assert kept / reached >= 0.90, outcome
     # Every loss is listed with its reason; a loss that goes away is fine (a rule relaxed).
     unexpected = {k: v for k, v in losses.items() if EXPECTED_LOSSES.get(k) != v}
     assert not unexpected, unexpected
@@ -188,7 +197,8 @@ def test_every_injected_invalid_task_is_rejected_with_its_reason(
             sa.text(
                 "SELECT g.id, l.response, c.fields FROM generation g "
                 "JOIN llm_call l ON l.id = g.llm_call_id "
-                "JOIN dataset_config c ON c.id = g.config_id"
+                "JOIN dataset_config c ON c.id = g.config_id "
+                "WHERE g.status = 'succeeded'"
             )
         ).all()
         tasks = {
@@ -197,6 +207,9 @@ def test_every_injected_invalid_task_is_rejected_with_its_reason(
                 sa.text("SELECT generation_id, position, status, reason FROM task")
             ).all()
         }
+        unusable = conn.execute(
+            sa.text("SELECT count(*) FROM llm_call WHERE 'llm_unusable_answer' = ANY(notes)")
+        ).scalar_one()
     checked: Counter[str] = Counter()
     for generation_id, response, fields in answers:
         items = json.loads(response)
@@ -209,7 +222,10 @@ def test_every_injected_invalid_task_is_rejected_with_its_reason(
             status, reason = tasks[(generation_id, position)]
             assert (status, reason) == ("rejected", defect), (item, status, reason)
             checked[defect] += 1
-    assert sum(checked.values()) == sum(injected.values()), (checked, injected)
+    # An answer none of whose items is a task (a lone injected sentence) is unusable: asked again
+    # (a distinct request), never curated; every other injected defect reaches curate.
+    assert sum(injected.values()) - unusable <= sum(checked.values()), (checked, injected)
+    assert sum(checked.values()) <= sum(injected.values()), (checked, injected)
     assert checked["unparseable"] > 0
     assert checked["unknown_field"] and checked["input_is_output"] and checked["empty_output_field"]
     assert checked["multiple_output_fields"]

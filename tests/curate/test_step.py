@@ -82,7 +82,25 @@ def test_identical_task_on_a_new_revision_is_duplicate_in_store(factory: StoreFa
     assert f"task {original}" in again[0].message
 
 
-def test_reworded_task_on_same_config_and_fields_is_a_near_duplicate(factory: StoreFactory) -> None:
+def test_a_near_duplicate_is_kept_and_flagged_by_default(factory: StoreFactory) -> None:
+    # The original removed only identical tasks: a rewording stays valid, flagged and counted.
+    text = "Read the review text and decide whether the customer liked the product"
+    factory.task(factory.sentiment_config("org/r"), text, ["text"], "label")
+    factory.publish("day1")
+    config = factory.sentiment_config("org/r")
+    factory.task(config, text + " or not", ["text"], "label")
+    batch = batches.open_batch(factory.engine, "day2")
+    summary = curate(factory.settings, factory.engine, batch.id)
+    row = factory.rows("SELECT * FROM task WHERE instruction = :i", i=text + " or not")[0]
+    assert (row.status, row.reason) == ("valid", None)
+    assert row.notes == ["near_duplicate_in_store"] and "similar to task" in row.message
+    assert summary.figures["near_duplicates"] == 1
+
+
+def test_near_duplicate_rejection_only_for_the_same_fields(
+    store: Engine, settings: Settings
+) -> None:
+    factory = StoreFactory(store, settings.model_copy(update={"near_duplicates": "reject"}))
     text = "Read the review text and decide whether the customer liked the product"
     factory.task(factory.sentiment_config("org/r"), text, ["text"], "label")
     factory.publish("day1")
@@ -94,7 +112,10 @@ def test_reworded_task_on_same_config_and_fields_is_a_near_duplicate(factory: St
     assert statuses(factory)[text + " in the text"][0] == "valid"
 
 
-def test_near_duplicates_inside_one_batch_keep_the_first(factory: StoreFactory) -> None:
+def test_near_duplicates_inside_one_batch_keep_the_first_when_rejected(
+    store: Engine, settings: Settings
+) -> None:
+    factory = StoreFactory(store, settings.model_copy(update={"near_duplicates": "reject"}))
     config = factory.sentiment_config()
     text = "Given a customer review of a product, decide whether the review is positive"
     factory.task(config, text, ["text"], "label")

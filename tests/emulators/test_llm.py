@@ -385,3 +385,88 @@ def test_bad_requests_get_openai_style_errors(llm_emulator: LLMEmulator) -> None
     assert httpx.get(f"{url}/chat/completions", timeout=10).status_code == 405
     # and the server still answers
     assert sdk.chat.completions.create(model="m", messages=messages()).choices
+
+
+# --- the real API's contract ------------------------------------------------------------------
+
+
+def _post(llm: LLMEmulator, **body: object) -> httpx.Response:
+    payload = {"model": "gpt-4o-mini", "messages": messages(), **body}
+    return httpx.post(llm.base_url + "/chat/completions", json=payload, timeout=10)
+
+
+def _error(response: httpx.Response) -> dict:
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def test_strict_mode_rejects_unknown_models_and_accepts_dated_variants() -> None:
+    with LLMEmulator(strict=True) as strict, LLMEmulator() as lenient:
+        refused = _post(strict, model="gpt-9-ultra")
+        assert refused.status_code == 404 and _error(refused)["code"] == "model_not_found"
+        assert "`gpt-9-ultra` does not exist" in _error(refused)["message"]
+        assert _post(strict, model="gpt-4o-mini-2024-07-18").status_code == 200
+        assert _post(lenient, model="gpt-9-ultra").status_code == 200
+
+
+def test_strict_reasoning_models_reject_max_tokens_and_temperature_as_the_real_api() -> None:
+    with LLMEmulator(strict=True) as llm:
+        tokens = _post(llm, model="o3-mini", max_tokens=100)
+        assert tokens.status_code == 400
+        assert _error(tokens) == {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+        cold = _post(llm, model="gpt-5-mini", max_completion_tokens=500, temperature=0)
+        assert cold.status_code == 400 and _error(cold)["param"] == "temperature"
+        assert _error(cold)["code"] == "unsupported_value"
+        ok = _post(llm, model="gpt-5-mini", max_completion_tokens=500, temperature=1)
+        assert ok.status_code == 200
+        usage = ok.json()["usage"]
+        assert usage["completion_tokens_details"]["reasoning_tokens"] == 64
+        content = ok.json()["choices"][0]["message"]["content"]
+        assert usage["completion_tokens"] == count_tokens(content) + 64
+        # Ordinary models keep taking both.
+        assert _post(llm, model="gpt-4.1-mini", max_tokens=100, temperature=0).status_code == 200
+
+
+def test_a_request_beyond_the_context_window_is_a_400() -> None:
+    with LLMEmulator(context_tokens=300) as llm:
+        response = _post(llm, max_tokens=400)
+        assert response.status_code == 400
+        assert _error(response)["code"] == "context_length_exceeded"
+        assert "maximum context length is 300 tokens" in _error(response)["message"]
+        assert _post(llm, max_tokens=10).status_code == 200
+
+
+def test_insufficient_quota_after_the_configured_answers() -> None:
+    with LLMEmulator(quota_requests=2) as llm:
+        assert [_post(llm).status_code for _ in range(2)] == [200, 200]
+        refused = _post(llm)
+        assert refused.status_code == 429
+        error = _error(refused)
+        assert error["code"] == "insufficient_quota" and error["type"] == "insufficient_quota"
+        assert "exceeded your current quota" in error["message"]
+        with pytest.raises(openai.RateLimitError) as raised:
+            client(llm, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=messages()
+            )
+        assert raised.value.code == "insufficient_quota"
+
+
+def test_per_minute_quotas_send_x_ratelimit_headers_and_429_beyond() -> None:
+    with LLMEmulator(rpm=2, tpm=1_000_000) as llm:
+        first, second, third = (_post(llm) for _ in range(3))
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert second.headers["x-ratelimit-remaining-requests"] == "0"
+        assert int(second.headers["x-ratelimit-remaining-tokens"]) < 1_000_000
+        assert second.headers["x-ratelimit-reset-requests"].endswith("s")
+        assert third.status_code == 429 and _error(third)["code"] == "rate_limit_exceeded"
+        assert third.headers["x-ratelimit-remaining-requests"] == "0"
+    with LLMEmulator() as quiet:
+        assert not any(h.startswith("x-ratelimit") for h in _post(quiet).headers)

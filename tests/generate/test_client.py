@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from dynosaur.generate.client import CallFailed, LLMClient
+from dynosaur.generate.jobs import request_parameters
 from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from tests.generate.conftest import completion, error, fast_settings
@@ -20,11 +21,27 @@ from tests.generate.conftest import completion, error, fast_settings
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-class Waits(list):
-    """Records the waits asked for, returning at once."""
+class Waits:
+    """Records the waits asked for, returning at once (not a list subclass: an empty list is
+    falsy, and ``sleep or asyncio.sleep`` would pick the real sleep)."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+        self.seen.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(self.seen)
+
+    def __eq__(self, other: object) -> bool:
+        return self.seen == other
 
 
 def _complete(settings: Settings, waits: Waits, **parameters: object):
@@ -137,3 +154,85 @@ def test_parameters_reach_the_endpoint(settings: Settings, scripted) -> None:
     body = server.requests[0]["body"]
     assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 16
     assert body["temperature"] == 0.0 and body["messages"] == MESSAGES
+
+
+def test_insufficient_quota_is_permanent_and_stops_the_run(settings: Settings, scripted) -> None:
+    body = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    server = scripted([(429, body, {"retry-after": "1"}), (200, completion("[]"), {})])
+    waits = Waits()
+    with pytest.raises(CallFailed) as failed:
+        _complete(fast_settings(settings, server.base_url), waits)
+    assert failed.value.reason == Reason.LLM_QUOTA_EXHAUSTED and failed.value.stops_run
+    assert not failed.value.transient and len(server.requests) == 1 and waits == []
+
+
+def test_x_should_retry_overrides_the_status(settings: Settings, scripted) -> None:
+    retry = scripted([(400, error(400), {"x-should-retry": "true"}), (200, completion("[]"), {})])
+    assert _complete(fast_settings(settings, retry.base_url), Waits()).attempts == 2
+    final = scripted([(503, error(503), {"x-should-retry": "false"})])
+    with pytest.raises(CallFailed) as failed:
+        _complete(fast_settings(settings, final.base_url), Waits())
+    assert failed.value.reason == Reason.LLM_SERVER_ERROR and failed.value.attempts == 1
+    assert not failed.value.transient
+
+
+def test_a_server_wait_beyond_the_longest_backoff_is_not_waited_for(
+    settings: Settings, scripted
+) -> None:
+    server = scripted([(429, error(429), {"retry-after": "30"}), (200, completion("[]"), {})])
+    waits = Waits()
+    with pytest.raises(CallFailed) as failed:
+        _complete(fast_settings(settings, server.base_url, llm_backoff_max_s=5), waits)
+    assert failed.value.reason == Reason.LLM_RATE_LIMITED and failed.value.transient
+    assert waits == [] and len(server.requests) == 1
+
+
+def test_a_used_up_quota_pauses_the_next_attempt_until_its_reset(
+    settings: Settings, scripted
+) -> None:
+    used_up = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"}
+    server = scripted([(200, completion("[]"), used_up), (200, completion("[]"), {})])
+    waits = Waits()
+
+    async def run() -> None:
+        tuned = fast_settings(settings, server.base_url, llm_backoff_max_s=60)
+        async with LLMClient(tuned, sleep=waits, rng=random.Random(1)) as client:
+            await client.complete("gpt-4o-mini", MESSAGES, {"max_tokens": 16})
+            await client.complete("gpt-4o-mini", MESSAGES, {"max_tokens": 16})
+
+    asyncio.run(run())
+    assert len(waits) == 1 and 1.0 < waits.seen[0] <= 2.0
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-4o-mini", {"max_tokens": 512, "temperature": 0.0}),
+        ("o3-mini", {"max_completion_tokens": 4096}),
+        ("gpt-5.1", {"max_completion_tokens": 4096}),
+        ("openai/gpt-5-nano-2025-08-07", {"max_completion_tokens": 4096}),
+        ("gpt-50", {"max_tokens": 512, "temperature": 0.0}),
+    ],
+)
+def test_request_parameters_follow_the_model_family(
+    settings: Settings, model: str, expected: dict
+) -> None:
+    assert request_parameters(settings, model) == expected
+
+
+def test_request_parameters_are_configurable(settings: Settings) -> None:
+    tuned = settings.model_copy(
+        update={"llm_token_parameter": "max_completion_tokens", "llm_reasoning_effort": "low"}
+    )
+    assert request_parameters(tuned, "gpt-4.1") == {"max_completion_tokens": 512, "temperature": 0}
+    assert request_parameters(tuned, "o4-mini") == {
+        "max_completion_tokens": 4096,
+        "reasoning_effort": "low",
+    }

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from dynosaur.cli.main import app
-from dynosaur.errors import LLMAuthError
+from dynosaur.errors import LLMAuthError, ServiceUnavailable
 from dynosaur.generate import generate
 from dynosaur.settings import Settings
 from tests.generate.conftest import cli_env, error, fast_settings, insert_configs, rows_of
@@ -61,7 +61,7 @@ def test_the_api_key_appears_in_no_log_exception_output_or_column(
     llm = emulator(rate_429=0.1, rate_5xx=0.1, rate_malformed=0.1, retry_after=0.01)
     keyed = fast_settings(settings, llm.base_url, llm_api_key=SecretStr(KEY))
     summary = generate(keyed, store, ids[:8], run_key="secret")
-    assert summary.figures["calls_succeeded"] == 8
+    assert summary.figures["generations_succeeded"] == 8
 
     hostile = scripted([(401, _echo_authorization, {})])
     with pytest.raises(LLMAuthError) as raised:
@@ -88,3 +88,25 @@ def test_the_api_key_appears_in_no_log_exception_output_or_column(
 def _failure_messages(engine: Engine) -> str:
     rows = rows_of(engine, "SELECT message FROM llm_call WHERE message IS NOT NULL")
     return " ".join(row.message for row in rows)
+
+
+def test_a_key_echoed_in_server_errors_reaches_neither_store_nor_logs(
+    store: Engine,
+    settings: Settings,
+    scripted,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ids = insert_configs(store, 2)
+
+    def echo(request) -> dict:
+        return error(500, f"upstream refused {request.headers.get('authorization')}")
+
+    hostile = scripted([(500, echo, {})])
+    keyed = fast_settings(settings, hostile.base_url, llm_api_key=SecretStr(KEY), llm_max_retries=1)
+    with pytest.raises(ServiceUnavailable) as raised:
+        generate(keyed, store, ids, run_key="echo")
+    assert "upstream refused" in _failure_messages(store)
+    assert KEY not in _failure_messages(store) and KEY not in str(raised.value)
+    assert KEY not in caplog.text
+    assert _store_mentions(store, KEY) == []

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dynosaur.errors import LLMAuthError, UsageError
+from dynosaur.errors import LLMAuthError, LLMQuotaError, ServiceUnavailable, UsageError
 from dynosaur.generate import generate, generate_queue
 from dynosaur.generate.cost import prompt_tokens_bound, reservation
 from dynosaur.generate.prompts import PromptBook, PromptKind
@@ -46,12 +46,16 @@ def test_every_config_ends_terminal_and_nothing_is_paid_twice_under_20_percent_f
     ok = Counter(e["messages_sha256"] for e in log if e["status"] == 200)
     assert succeeded == distinct == len(ok) == summary.figures["calls_succeeded"]
     assert max(ok.values()) == 1
-    # A malformed answer is a 200 (paid, never retried): stored, it leaves one task row with
-    # the raw text and no parts, for curate to reject as unparseable.
-    no_tasks = rows_of(store, "SELECT id FROM generation WHERE reason = 'no_tasks'")
-    assert len(no_tasks) == faults["malformed"]
-    assert summary.total == 40 and summary.figures["calls_sent"] == 40
-
+    # A malformed answer is a 200 (paid, in the ledger) that is not served: the prompt's next
+    # request is another one (an attempt number in its hash, a repair note in its messages).
+    assert summary.figures["answers_unusable"] == faults["malformed"]
+    unusable = scalar_of(
+        store, "SELECT count(*) FROM llm_call WHERE 'llm_unusable_answer' = ANY(notes)"
+    )
+    assert unusable == faults["malformed"]
+    assert scalar_of(store, "SELECT count(*) FROM generation WHERE reason = 'no_tasks'") == 0
+    assert summary.total == 40
+    assert summary.figures["calls_sent"] == 40 + faults["malformed"]
     again = generate(tuned, store, ids, run_key="run-2")
     assert again.figures["calls_sent"] == 0 and len(llm.request_log) == len(log)
     assert again.counts == summary.counts
@@ -135,32 +139,135 @@ def test_ledger_rows_carry_hash_version_tokens_cost_and_attempts(
     assert float(per_config) == pytest.approx(spent)
 
 
-def test_all_calls_failing_fails_each_config_with_the_llm_reason(
+def test_calls_failing_transiently_stay_retryable_until_the_cap(
     store: Engine, settings: Settings, emulator
 ) -> None:
     ids = insert_configs(store, 3)
     llm = emulator(rate_5xx=1.0)
-    summary = generate(
-        fast_settings(settings, llm.base_url, llm_max_retries=1), store, ids, run_key="r"
+    tuned = fast_settings(
+        settings, llm.base_url, llm_max_retries=1, llm_max_deferrals=2, llm_defer_s=60
     )
-    assert summary.counts == Counter({("failed", Reason.LLM_SERVER_ERROR.value): 3})
+    with pytest.raises(ServiceUnavailable) as raised:
+        generate(tuned, store, ids, run_key="r")
+    assert raised.value.service == "llm" and raised.value.deferred == 3
+    configs = rows_of(store, "SELECT status, reason FROM dataset_config")
+    assert {(c.status, c.reason) for c in configs} == {("deferred", "llm_server_error")}
+    gens = rows_of(store, "SELECT attempts, next_attempt_at > now() AS later FROM generation")
+    assert {(g.attempts, g.later) for g in gens} == {(1, True)}
     calls = rows_of(store, "SELECT status, reason, attempts FROM llm_call")
     assert {(c.status, c.reason, c.attempts) for c in calls} == {("failed", "llm_server_error", 2)}
     assert len(llm.request_log) == 6
+    # Not due yet for another run; due at once for the run that deferred them.
     assert generate_queue(settings, store) == []
+    assert generate_queue(settings, store, run_key="r") == sorted(ids)
+    # The second run that fails them reaches the cap: they fail with their reason.
+    summary = generate(tuned, store, generate_queue(tuned, store, run_key="r"), run_key="r")
+    assert summary.counts == Counter({("failed", Reason.LLM_SERVER_ERROR.value): 3})
+    gens = rows_of(store, "SELECT status, attempts, message FROM generation")
+    assert all(g.status == "failed" and g.attempts == 2 and "gave up" in g.message for g in gens)
+    assert generate_queue(settings, store, run_key="r") == []
 
 
-def test_truncated_answers_keep_complete_tasks_and_note_it(
+def test_an_outage_defers_the_work_and_a_rerun_after_recovery_completes_it(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 10)
+    down = fast_settings(settings, "http://127.0.0.1:9/v1", llm_max_retries=1, llm_concurrency=2)
+    with pytest.raises(ServiceUnavailable, match="could not answer"):
+        generate(down, store, ids, run_key="day")
+    configs = rows_of(store, "SELECT status, reason FROM dataset_config")
+    assert {(c.status, c.reason) for c in configs} == {("deferred", "llm_connection_error")}
+    # The run stopped sending once calls kept failing: not every config was tried.
+    tried = scalar_of(store, "SELECT count(*) FROM generation WHERE attempts > 0")
+    assert 3 <= tried < 10
+    # Due at once (DYNOSAUR_LLM_DEFER_S is 0 by default): any later run adopts them too.
+    assert generate_queue(settings, store) == sorted(ids)
+    llm = emulator()
+    summary = generate(
+        fast_settings(settings, llm.base_url),
+        store,
+        generate_queue(settings, store, run_key="day"),
+        run_key="day",
+    )
+    assert summary.counts == Counter({("generated", None): 10})
+    assert len(llm.request_log) == 10
+
+
+def test_unusable_answers_are_not_reused_and_fail_at_the_cap(
+    store: Engine, settings: Settings, scripted
+) -> None:
+    ids = insert_configs(store, 1)
+    prose = completion("Sorry, I cannot do that.")
+    server = scripted([(200, prose, {})])
+    tuned = fast_settings(settings, server.base_url, llm_max_unusable=3)
+    summary = generate(tuned, store, ids, run_key="r")
+    assert summary.counts == Counter({("failed", Reason.LLM_UNUSABLE_ANSWER.value): 1})
+    assert summary.figures["answers_unusable"] == 3 and len(server.requests) == 3
+    # Three distinct requests: the second and third carry a repair note and their number.
+    sent = [r["body"]["messages"] for r in server.requests]
+    assert len(sent[1]) == len(sent[0]) + 1 and "Attempt 2" in sent[1][-1]["content"]
+    assert "Attempt 3" in sent[2][-1]["content"]
+    calls = rows_of(store, "SELECT status, notes, request_hash FROM llm_call ORDER BY id")
+    assert len({c.request_hash for c in calls}) == 3
+    assert all(c.status == "succeeded" and "llm_unusable_answer" in c.notes for c in calls)
+    assert scalar_of(store, "SELECT count(*) FROM task") == 0
+    # A later run serves none of them as a success and sends nothing more.
+    again = generate(tuned, store, ids, run_key="r2")
+    assert again.figures["calls_sent"] == 0 and len(server.requests) == 3
+
+
+def test_a_usable_answer_after_an_unusable_one_is_served(
+    store: Engine, settings: Settings, scripted
+) -> None:
+    ids = insert_configs(store, 1)
+    good = '[{"instruction": "Answer the question.", "input_fields": ["question"], ' + (
+        '"output_field": "answer"}]'
+    )
+    server = scripted(
+        [
+            (200, completion('[{"instruction": "Ans', finish_reason="length"), {}),
+            (200, completion(good), {}),
+        ]
+    )
+    summary = generate(fast_settings(settings, server.base_url), store, ids, run_key="r")
+    assert summary.counts == Counter({("generated", None): 1})
+    assert summary.figures["answers_unusable"] == 1 and summary.figures["tasks_proposed"] == 1
+    gen = rows_of(store, "SELECT unusable_answers, llm_call_id FROM generation")
+    served = rows_of(store, "SELECT id, response FROM llm_call WHERE notes = '{}'")
+    assert gen[0].unusable_answers == 1 and [gen[0].llm_call_id] == [c.id for c in served]
+
+
+def test_answers_cut_every_time_keep_the_last_ones_complete_tasks_or_fail(
     store: Engine, settings: Settings, emulator
 ) -> None:
     ids = insert_configs(store, 6)
     llm = emulator(rate_truncated=1.0)
     summary = generate(fast_settings(settings, llm.base_url), store, ids, run_key="r")
-    assert summary.figures["responses_truncated"] == 6
+    assert summary.figures["answers_unusable"] == 6 * 3 == len(llm.request_log)
     gens = rows_of(store, "SELECT status, reason FROM generation")
-    assert {(g.status, g.reason) for g in gens} == {("succeeded", "response_truncated")}
-    notes = rows_of(store, "SELECT notes FROM dataset_config")
-    assert all("response_truncated" in n.notes for n in notes)
+    assert {(g.status, g.reason) for g in gens} <= {
+        ("succeeded", "response_truncated"),
+        ("failed", "llm_unusable_answer"),
+    }
+    assert summary.figures["responses_truncated"] == sum(g.status == "succeeded" for g in gens)
+    notes = rows_of(store, "SELECT status, notes FROM dataset_config")
+    assert all("response_truncated" in n.notes for n in notes if n.status == "generated")
+
+
+def test_a_fifth_of_answers_malformed_or_cut_every_config_ends_with_tasks_or_a_capped_failure(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 30)
+    llm = emulator(rate_malformed=0.1, rate_truncated=0.1, seed=3)
+    summary = generate(fast_settings(settings, llm.base_url), store, ids, run_key="r")
+    states = rows_of(store, "SELECT id, status, reason FROM dataset_config")
+    with_tasks = {r.config_id for r in rows_of(store, "SELECT DISTINCT config_id FROM task")}
+    for state in states:
+        assert (state.status == "generated" and state.id in with_tasks) or (
+            state.status == "failed" and state.reason == "llm_unusable_answer"
+        )
+    faults = Counter(e["outcome"].get("fault") for e in llm.request_log)
+    assert summary.figures["answers_unusable"] == faults["malformed"] + faults["truncated"] > 0
 
 
 def test_budget_stops_new_calls_and_defers_the_rest_to_a_later_run(
@@ -262,16 +369,16 @@ def test_an_auth_error_stops_the_run_and_defers_the_configs(
     assert sorted(generate_queue(tuned, store)) == sorted(ids)
 
 
-def test_an_answer_without_tasks_gives_one_raw_task_row(
+def test_an_empty_list_is_an_answer_and_gives_one_raw_task_row(
     store: Engine, settings: Settings, scripted
 ) -> None:
     ids = insert_configs(store, 1)
-    server = scripted([(200, completion("Sorry, I cannot do that."), {})])
+    server = scripted([(200, completion("[]"), {})])
     generate(fast_settings(settings, server.base_url), store, ids, run_key="r")
     tasks = rows_of(store, "SELECT raw, instruction, input_fields, output_field FROM task")
-    assert [tuple(t) for t in tasks] == [("Sorry, I cannot do that.", None, None, None)]
+    assert [tuple(t) for t in tasks] == [("[]", None, None, None)]
     gen = rows_of(store, "SELECT status, reason FROM generation")
-    assert [tuple(g) for g in gen] == [("succeeded", "no_tasks")]
+    assert [tuple(g) for g in gen] == [("succeeded", "no_tasks")] and len(server.requests) == 1
 
 
 def test_structured_output_sends_a_json_schema_and_reads_the_wrapper(
@@ -296,3 +403,38 @@ def test_queue_lists_collected_configs_oldest_first_with_a_limit(
         )
     assert generate_queue(settings, store) == [ids[0], *ids[2:]]
     assert generate_queue(settings, store, limit=2) == [ids[0], ids[2]]
+
+
+def test_a_reasoning_family_model_completes_against_the_strict_emulator(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 4)
+    llm = emulator(strict=True)
+    tuned = fast_settings(
+        settings,
+        llm.base_url,
+        llm_model="gpt-5-mini",
+        llm_prices={"gpt-5-mini": ModelPrice(input=0.25, output=2.0)},
+    )
+    summary = generate(tuned, store, ids, run_key="r")
+    assert summary.counts == Counter({("generated", None): 4})
+    assert llm.status_counts == {200: 4}
+    params = rows_of(store, "SELECT parameters FROM llm_call")
+    assert all(
+        p.parameters == {"max_completion_tokens": tuned.llm_reasoning_max_tokens} for p in params
+    )
+
+
+def test_insufficient_quota_stops_the_run_after_one_round_of_in_flight_calls(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    ids = insert_configs(store, 40)
+    llm = emulator(quota_requests=0, latency=0.05)
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=4)
+    with pytest.raises(LLMQuotaError, match="no quota left"):
+        generate(tuned, store, ids, run_key="r")
+    # The calls on the wire when the first refusal came back, and none after.
+    assert 1 <= len(llm.request_log) <= 4
+    configs = rows_of(store, "SELECT status, reason FROM dataset_config")
+    assert {(c.status, c.reason) for c in configs} == {("deferred", "llm_quota_exhausted")}
+    assert sorted(generate_queue(tuned, store)) == sorted(ids)

@@ -94,7 +94,10 @@ class SnapshotWriter:
             data = card.encode("utf-8") if isinstance(card, str) else card
             (folder / "README.md").write_bytes(data)
         if rows is None:
-            rows = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(3)]
+            rows = [
+                {"question": f"What is the name of item {i}?", "answer": f"It is called {i}."}
+                for i in range(3)
+            ]
         if features is None:
             features = {"question": STRING, "answer": STRING}
         infos = {config: {"features": features, "splits": {split: {"name": split}}}}

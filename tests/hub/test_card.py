@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dynosaur.hub.card import clean_markdown, load_yaml, parse_card, split_front_matter
+from dynosaur.hub.card import (
+    clean_markdown,
+    complete_card,
+    load_yaml,
+    needs_infos,
+    parse_card,
+    split_front_matter,
+)
 from dynosaur.reasons import Reason
 from tests.conftest import SHARED_SNAPSHOT
 
@@ -190,3 +197,60 @@ def test_real_cards_golden(dataset: str, licenses: tuple[str, ...], summary_star
     assert "More Information Needed" not in (card.summary + (card.data_fields or ""))
     assert card.data_fields is not None
     assert card.notes == ()
+
+
+def test_old_cards_per_config_languages_are_kept_per_config() -> None:
+    info = parse_card(b"---\nlicense: mit\nlanguage:\n  en: [en]\n  fr_config: [fr]\n---\n# T\n")
+    assert info.config_languages == {"en": ("en",), "fr_config": ("fr",)}
+    assert parse_card(b"---\nlanguage: [en]\n---\n").config_languages == {}
+
+
+LICENSING = b"""---
+license: unknown
+language: [en]
+---
+# T
+
+## Dataset Summary
+
+[More Information Needed]
+
+## Licensing Information
+
+The data is released under a Creative Commons Attribution-ShareAlike 4.0 license.
+"""
+
+
+def test_a_license_from_the_licensing_section_when_the_yaml_says_unknown() -> None:
+    card = parse_card(LICENSING)
+    assert card.licensing is not None and needs_infos(card)  # no summary either
+    done = complete_card(card)
+    assert done.licenses == ("cc-by-sa-4.0",)
+    assert (done.license_source, done.license_class) == ("card_text", "share-alike")
+    assert done.summary is None and done.description_source is None
+
+
+def test_dataset_infos_give_the_license_and_the_description_last() -> None:
+    card = parse_card(b"---\nlicense: unknown\n---\n# T\n\n## Dataset Summary\n\nTBD\n")
+    infos = (
+        b'{"a": {"license": "", "description": ""}, "b": {"license": "MIT",'
+        b' "description": "Reviews of <b>films</b>."}}'
+    )
+    done = complete_card(card, infos)
+    assert (done.licenses, done.license_source, done.license_class) == (
+        ("mit",),
+        "dataset_infos",
+        "permissive",
+    )
+    assert (done.summary, done.description_source) == ("Reviews of films.", "dataset_infos")
+
+
+def test_the_yaml_license_wins_and_broken_infos_are_ignored() -> None:
+    card = parse_card(b"---\nlicense: cc-by-nc-nd-4.0\n---\n# T\n\n## Dataset Summary\n\nRows.\n")
+    assert not needs_infos(card)
+    done = complete_card(card, b'{"a": {"license": "MIT"')
+    assert (done.license_source, done.license_class) == ("card", "no-derivatives")
+    assert done.description_source == "card"
+    nothing = complete_card(parse_card(b"---\nlicense: unknown\n---\n# T\n"), b"[1, 2]")
+    assert (nothing.license_source, nothing.license_class) == (None, "unknown")
+    assert nothing.licenses == ("unknown",)

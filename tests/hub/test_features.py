@@ -203,3 +203,27 @@ def test_a_long_list_in_a_short_row_is_cut() -> None:
     out = clean_value({"ids": list(range(2000))}, report, max_chars=10_000, max_items=1000)
     assert len(out["ids"]) == 1000
     assert report.truncated
+
+
+def test_long_field_names_are_cut_without_collisions_and_keep_their_values() -> None:
+    prefix = "q" * 250
+    first, second = prefix + "_first", prefix + "_second"
+    features = normalised({first: STRING, second: STRING, "label": LABEL})
+    rows = [{first: "one", second: "two", "label": 1}]
+    sample = build_sample(features, rows, max_rows=10, max_chars=1000)
+    names = [f.name for f in sample.fields]
+    assert len(set(names)) == 3 and all(len(name) <= 200 for name in names)
+    cut_first, cut_second = names[0], names[1]
+    assert cut_first != cut_second and cut_first.startswith("q" * 150)
+    # Each value stays under its own (cut) column, and the rows' keys are the fields' names.
+    assert sample.rows == [{cut_first: "one", cut_second: "two", "label": "positive"}]
+    assert Reason.ROW_VALUES_TRUNCATED in sample.notes  # a cut name is noted like a cut value
+
+
+def test_a_long_name_is_cut_the_same_way_everywhere() -> None:
+    name = "x" * 300
+    report = CleanReport()
+    key = next(iter(clean_value({name: 1, "y": 2}, report)))
+    assert [f.name for f in fields_of({name: STRING})] == [key]
+    assert len(key) == 200 and report.truncated
+    assert clean_value({"short": 1}, CleanReport()) == {"short": 1}

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from dynosaur.errors import UsageError
 from dynosaur.select.budget import allocate, resolve_budget
 from dynosaur.select.coreset import coreset, group_codes
-from dynosaur.select.geometry import coverage, farthest_first, kmeans_labels, min_distances
+from dynosaur.select.geometry import (
+    coverage,
+    farthest_first,
+    kmeans_labels,
+    max_distance,
+    min_distances,
+)
 from dynosaur.select.learning import (
     hardest_per_cluster,
     learning_percentage,
@@ -134,13 +140,11 @@ def test_coreset_size_equals_the_request_and_every_cluster_contributes() -> None
     assert picks.scores.sum() == len(points) and (picks.scores >= 1).all()
 
 
-def test_plain_coreset_is_k_center_greedy_per_cluster_and_refining_keeps_one_pick_per_cell() -> (
-    None
-):
+def test_plain_coreset_is_k_center_greedy_and_refining_keeps_one_pick_per_cell() -> None:
     points = _square()
     plain = coreset(points, 5, clusters=1, seed=0, refine=False)
     assert {tuple(points[i]) for i in plain.indices[1:]} == set(CORNERS)
-    refined = coreset(points, 5, clusters=1, seed=0)
+    refined = coreset(points, 5, clusters=1, seed=0, refine=True)
     assert len(set(refined.indices.tolist())) == 5
     # The corner cells hold only their corner, so the corners stay; the centre stays central.
     assert {tuple(points[i]) for i in refined.indices} >= set(CORNERS)
@@ -164,6 +168,30 @@ def test_same_seed_same_coreset_and_it_covers_better_than_random() -> None:
         [coverage(points, rng.choice(len(points), 30, replace=False)) for _ in range(5)]
     )
     assert coverage(points, first.indices) < random_cover
+
+
+def test_coreset_beats_random_on_the_k_center_objective_and_refining_trades_it_for_the_mean() -> (
+    None
+):
+    # Uneven blobs: random picks (and picks shared out by cluster size) miss the small ones.
+    points, _ = _blobs([900, 400, 150, 30, 10, 5, 3, 2], dim=16, seed=11)
+    rng = np.random.default_rng(0)
+    randoms = [rng.choice(len(points), 40, replace=False) for _ in range(5)]
+    random_max = np.mean([max_distance(points, r) for r in randoms])
+    random_mean = np.mean([coverage(points, r) for r in randoms])
+    plain = coreset(points, 40, seed=0)
+    refined = coreset(points, 40, seed=0, refine=True)
+    assert max_distance(points, plain.indices) < 0.9 * random_max
+    assert coverage(points, refined.indices) < coverage(points, plain.indices) < random_mean
+    assert max_distance(points, refined.indices) >= max_distance(points, plain.indices)
+
+
+def test_seeded_k_center_starts_from_the_seeds_then_goes_farthest() -> None:
+    points = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [30.0]], dtype=np.float32)
+    picks, radii = farthest_first(points, 4, seeds=np.array([1, 4]))
+    # 30 is 19 from 11; then 0, 2 and 10 are each 1 away: a tie goes to the lower index.
+    assert picks.tolist() == [1, 4, 5, 0]
+    assert np.isnan(radii[:2]).all() and radii[2] == pytest.approx(19.0)
 
 
 def test_kmeans_labels_are_deterministic_and_capped_by_the_pool() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,15 @@ import pytest
 
 from dynosaur.errors import UsageError
 from dynosaur.select.scorer import (
+    Encoded,
     TrainingPlan,
     encode_batch,
     load_scorer,
     perplexities,
     perplexity_traces,
     prompt_text,
+    scoring_batches,
+    training_batches,
 )
 from tests.select.factory import ARITHMETIC, SENTIMENT, TRANSLATION
 
@@ -68,3 +72,22 @@ def test_training_lowers_perplexity_and_the_same_seed_gives_the_same_traces(
 def test_an_unloadable_scorer_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot load the scorer model"):
         load_scorer(str(tmp_path / "nowhere"), device="cpu")
+
+
+def test_epochs_see_every_sample_once_in_shuffled_batches_of_similar_length() -> None:
+    lengths = np.random.default_rng(0).integers(5, 500, size=1000)
+    encoded = Encoded([[1] * int(n) for n in lengths], [1] * len(lengths))
+    plan = TrainingPlan(batch_size=8, seed=3)
+    first = training_batches(encoded, plan, 1)
+    rows = np.concatenate(first)
+    assert sorted(rows.tolist()) == list(range(1000)) and all(len(b) <= 8 for b in first)
+    assert [b.tolist() for b in training_batches(encoded, plan, 1)] == [b.tolist() for b in first]
+    assert rows.tolist() != np.concatenate(training_batches(encoded, plan, 2)).tolist()
+    # Padded to each batch's longest sample: far less padding than a plain shuffle.
+    padded = sum(len(b) * lengths[b].max() for b in first)
+    shuffled = np.random.default_rng(3).permutation(1000)
+    plain = sum(8 * lengths[shuffled[i : i + 8]].max() for i in range(0, 1000, 8))
+    assert padded < 0.7 * plain
+    scored = scoring_batches(encoded, 32)
+    assert sorted(np.concatenate(scored).tolist()) == list(range(1000))
+    assert all(lengths[a].max() <= lengths[b].min() for a, b in itertools.pairwise(scored))

@@ -87,6 +87,11 @@ def test_standalone_serves_our_dags_with_pool_login_and_offline_connections(
         assert answer.status_code == 200, answer.text
         run_id = answer.json()["dag_run_id"]
         state = wait_for_run(client, "dynosaur_growth", run_id, time.monotonic() + RUN_S)
+        # The success callback (in the dag processor) writes the run's note through the API.
+        note, deadline = "", time.monotonic() + PARSE_S
+        while not note and state == "success" and time.monotonic() < deadline:
+            note = client.get(f"/dags/dynosaur_growth/dagRuns/{run_id}").json().get("note") or ""
+            time.sleep(1)  # polling for the dag processor, not timing a result
     finally:
         stop_group(proc)
         out.close()
@@ -103,3 +108,5 @@ def test_standalone_serves_our_dags_with_pool_login_and_offline_connections(
         )
     engine.dispose()
     assert published == ["dynosaur-fixtures/squad-like"]
+    assert note.startswith("**Version 1 published**"), printed[-3000:]
+    assert "report: `" in note and "/v1/report.html`" in note
