@@ -20,7 +20,7 @@ from dynosaur.emulators.hub import HubEmulator
 from dynosaur.emulators.llm import LLMEmulator
 from dynosaur.model import FieldInfo
 from dynosaur.pipeline import grow, request_for
-from dynosaur.settings import Settings
+from dynosaur.settings import DEFAULT_BENCHMARKS, Settings
 from tests.conftest import SHARED_SNAPSHOT
 from tests.curate.factory import StoreFactory, cli_environment, live_settings
 
@@ -103,6 +103,7 @@ def test_normalised_13_grams() -> None:
 
 
 def test_settings_list_and_source_names(settings: Settings) -> None:
+    settings = settings.model_copy(update={"benchmarks": list(DEFAULT_BENCHMARKS)})
     specs = decontam.specs(settings)
     assert decontam.BenchmarkSpec("gsm8k", "main", "test") in specs
     assert len(specs) >= 10
