@@ -99,6 +99,9 @@ class Reason(StrEnum):
     SOURCE_GATED = "source_gated"
     LICENSE_WITHDRAWN = "license_withdrawn"
     RETRACTED_BY_HAND = "retracted_by_hand"
+    # benchmark decontamination (collect, curate, retract)
+    BENCHMARK_SOURCE = "benchmark_source"
+    BENCHMARK_OVERLAP = "benchmark_overlap"
 
 
 _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
@@ -258,6 +261,15 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
         "The source dataset's license changed to a class the collection does not take.",
     ),
     Reason.RETRACTED_BY_HAND: (Stage.RETRACT, "Retracted by hand (dynosaur retract)."),
+    Reason.BENCHMARK_SOURCE: (
+        Stage.COLLECT,
+        "The dataset is a listed evaluation benchmark (DYNOSAUR_BENCHMARKS): never a source.",
+    ),
+    Reason.BENCHMARK_OVERLAP: (
+        Stage.CURATE,
+        "An input or output shares a 13-word span with a listed benchmark's row; at retraction: "
+        "a published instance of the source does.",
+    ),
 }
 
 

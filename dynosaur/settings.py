@@ -31,6 +31,23 @@ def _default_prices() -> dict[str, ModelPrice]:
     return dict(PRICES)
 
 
+# Common instruction-tuning benchmarks, under the ids the Hub still resolves; those the shared
+# Hub snapshot holds (the first nine) are indexable offline with the emulator.
+DEFAULT_BENCHMARKS = (
+    "hendrycks_test",  # MMLU (cais/mmlu)
+    "gsm8k:main:test",
+    "hellaswag::validation",
+    "ai2_arc",  # ARC-Challenge and ARC-Easy
+    "truthful_qa",
+    "mbpp:full:test",
+    "winogrande:winogrande_xl:validation",
+    "piqa::validation",
+    "boolq::validation",
+    "openai_humaneval::test",  # HumanEval
+    "lukaemon/bbh::test",  # BIG-Bench Hard
+)
+
+
 def default_data_dir() -> Path:
     """Per-user folder for the embedded Postgres and exports."""
     return Path(platformdirs.user_data_dir("dynosaur", appauthor=False))
@@ -187,6 +204,13 @@ class Settings(BaseSettings):
         "private, gated, relicensed), the longest unchecked first; 0 = no sweep.",
     )
 
+    # --- benchmark decontamination ------------------------------------------------------------
+    benchmarks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BENCHMARKS),
+        description="Evaluation datasets kept out of the collection: comma list of "
+        "DATASET[:CONFIG[:SPLIT]] (no config: every config; no split: test and validation).",
+    )
+
     # --- curate ------------------------------------------------------------------------------
     answer_in_input_share: float = Field(
         default=0.5,
@@ -261,6 +285,15 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return value  # pydantic reports it
 
+    @field_validator(
+        "languages", "export_formats", "llm_reasoning_models", "benchmarks", mode="before"
+    )
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("license_classes", mode="before")
     @classmethod
     def _split_license_classes(cls, value: object) -> object:
@@ -272,13 +305,6 @@ class Settings(BaseSettings):
     @classmethod
     def _known_license_classes(cls, value: list[str]) -> list[str]:
         return sorted(c.value for c in parse_classes(value))  # ValueError names unknown ones
-
-    @field_validator("languages", "export_formats", "llm_reasoning_models", mode="before")
-    @classmethod
-    def _split_languages(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("hub_endpoint", "viewer_url", "llm_base_url")
     @classmethod

@@ -182,6 +182,7 @@ def base_settings(database_url: str, reader_role: str, data_dir: Path) -> Settin
         llm_base_url="http://127.0.0.1:9/v1",
         llm_api_key=None,
         hub_token=None,
+        benchmarks=[],  # decontamination is tested where a test lists its benchmarks
     )
 
 

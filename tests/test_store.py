@@ -227,7 +227,7 @@ def dynosaur_db(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     """``dynosaur db ...`` as a user runs it: the installed command, in its own process."""
     command = [str(Path(sys.executable).parent / "dynosaur"), "db", *args]
     return subprocess.run(
-        command, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=300
+        command, env={**env, "COLUMNS": "1000"}, capture_output=True, text=True, timeout=300
     )
 
 

@@ -46,6 +46,7 @@ def _root(
 def build_app(command: str | None = None) -> typer.Typer:
     """The ``dynosaur`` command; with ``command`` (the one the command line names) the heavy
     groups other than it are left out."""
+    from dynosaur.cli import benchmarks as benchmarks_cli
     from dynosaur.cli import curate as curate_cli
     from dynosaur.cli import db
     from dynosaur.cli import generate as generate_cli
@@ -68,6 +69,7 @@ def build_app(command: str | None = None) -> typer.Typer:
 
         app.add_typer(emulate.app, name="emulate")
     app.add_typer(select_cli.app, name="select")
+    app.add_typer(benchmarks_cli.app, name="benchmarks")
     if every or command in ("airflow", "demo"):
         from dynosaur.cli import airflow_cli
 
@@ -84,7 +86,8 @@ def build_app(command: str | None = None) -> typer.Typer:
 def _known_light() -> set[str]:
     """Commands that need none of the heavy groups."""
     return {"db", "select", "curate", "publish", "grow", "export", "status", "discover",
-            "collect", "generate", "retract", "report"}  # fmt: skip
+            "collect", "generate", "retract", "report",
+            "benchmarks"}  # fmt: skip
 
 
 def command_of(argv: Sequence[str]) -> str | None:

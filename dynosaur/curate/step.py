@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from dynosaur import decontam
 from dynosaur.curate import dedup, leakage, suspicious
 from dynosaur.curate.filters import Rejection, filter_config_tasks, normalise_fields
 from dynosaur.curate.instances import Construction, build_instances, clean_text
@@ -206,6 +207,7 @@ def curate_configs(
             stored_fps[cand.fingerprint] = cand.id
             near.add(cand.id, cand.keys, cand.shingles)
             built.append((cand, construction))
+    built = decontam.screen(conn, batch_id, built, decisions)  # benchmark_overlap
     task_store.write_decisions(conn, batch_id, decisions)
     n_instances = instance_store.copy_instances(
         conn, batch_id, (_instances(cand, con) for cand, con in built)

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from dynosaur import decontam
 from dynosaur.errors import HubRequestError
 from dynosaur.hub.card import CardInfo, complete_card, needs_infos, parse_card
 from dynosaur.hub.client import (
@@ -197,6 +198,8 @@ async def collect_dataset(
     problem = check_dataset_id(row.dataset_id)
     if problem is not None:
         return _final(out, "failed", Reason.INVALID_ID, problem)
+    if decontam.is_benchmark(settings, row.dataset_id):
+        return _final(out, "skipped", Reason.BENCHMARK_SOURCE, "a listed evaluation benchmark")
     if row.private or row.gated:  # known from the listing: no request needed to skip it
         skip = dataset_skip(CardInfo(), allowed_languages=(), gated=row.gated, private=row.private)
         assert skip is not None

@@ -242,6 +242,11 @@ def discover_step(
         from dynosaur.retraction import sweep
 
         log.info("retraction sweep: %s", sweep(settings, engine).to_json())
+    if not req.dry_run and settings.benchmarks:
+        from dynosaur.decontam import index
+
+        # New benchmark revisions only: about two Hub calls per listed benchmark otherwise.
+        log.info("benchmarks: %s", index(settings, engine).to_json())
     return datasets.owned_collect_queue(
         engine, batch_id, explicit=bool(ids), limit=req.max_datasets
     )

@@ -35,8 +35,12 @@ def replayed(settings: Settings, store: Engine) -> Iterator[Engine]:
         HubEmulator(SHARED_SNAPSHOT, now=datetime(2023, 1, 1, tzinfo=UTC)) as hub,
         LLMEmulator(reference=SHARED_REFERENCE) as llm,
     ):
-        # Every language: the reference was made before language filtering existed.
-        grow(live_settings(settings, hub, llm, languages=[]), store, request_for(ids=ids))
+        # Every language, no benchmark list: the reference predates both filters.
+        grow(
+            live_settings(settings, hub, llm, languages=[], benchmarks=[]),
+            store,
+            request_for(ids=ids),
+        )
         yield store
 
 
