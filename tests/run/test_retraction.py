@@ -5,7 +5,6 @@ report them, and a source can be retracted by hand."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -30,18 +29,6 @@ DELETED = "dynosaur-fixtures/squad-like"
 GATED = "dynosaur-fixtures/anli-like"
 RELICENSED = "dynosaur-fixtures/mathqa-like"
 KEPT = "dynosaur-fixtures/commongen-like"
-
-
-@pytest.fixture
-def hub() -> Iterator[HubEmulator]:
-    with HubEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def llm() -> Iterator[LLMEmulator]:
-    with LLMEmulator(seed=3) as emulator:
-        yield emulator
 
 
 def grow_day(settings: Settings, store: Engine, hub: HubEmulator, date: str) -> dict:
