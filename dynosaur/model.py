@@ -73,11 +73,19 @@ class Task:
     raw: str | None = None
     id: int | None = None
     problem: str | None = None  # a reason code: why the parser could not read a part
+    # The output fields named after the first when the task names several (the original keeps
+    # the first as the output: ``multiple_output_fields`` setting).
+    extra_output_fields: tuple[str, ...] = ()
+
+    @property
+    def output_fields(self) -> tuple[str, ...]:
+        """Every output field the task names: the output field, then any extra ones."""
+        return (*((self.output_field,) if self.output_field else ()), *self.extra_output_fields)
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """Input fields then the output field, as named by the task."""
-        return (*(self.input_fields or ()), *((self.output_field,) if self.output_field else ()))
+        """Input fields then the output field(s), as named by the task."""
+        return (*(self.input_fields or ()), *self.output_fields)
 
 
 @dataclass(frozen=True)

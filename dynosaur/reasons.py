@@ -209,7 +209,8 @@ _CATALOGUE: dict[Reason, tuple[Stage, str]] = {
     Reason.EMPTY_OUTPUT_FIELD: (Stage.CURATE, "The task names no output field."),
     Reason.MULTIPLE_OUTPUT_FIELDS: (
         Stage.CURATE,
-        "The task names several output fields where exactly one belongs.",
+        "The task names several output fields (rejected only with multiple_output_fields=reject;"
+        " by default the first is the output, as in the original).",
     ),
     Reason.UNKNOWN_FIELD: (Stage.CURATE, "The task names a field the data does not have."),
     Reason.INPUT_IS_OUTPUT: (Stage.CURATE, "An input field is also the output field."),

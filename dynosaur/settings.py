@@ -219,6 +219,16 @@ class Settings(BaseSettings):
         description="A task whose output equals the whole value of an input field in more than "
         "this share of its sample rows is rejected (answer_in_input).",
     )
+    leakage_filter: bool = Field(
+        default=True,
+        description="The answer_in_input rule (a task or instance whose output is written whole "
+        "in one of its inputs is dropped); false keeps them, as the original did.",
+    )
+    multiple_output_fields: Literal["first", "reject"] = Field(
+        default="first",
+        description="A task naming several output fields: first builds its output from the "
+        "first one, as the original did; reject rejects it (multiple_output_fields).",
+    )
     near_duplicates: Literal["flag", "reject"] = Field(
         default="flag",
         description="Near-duplicate tasks (same config and fields, instruction Jaccard >= 0.8): "

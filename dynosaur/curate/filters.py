@@ -1,9 +1,11 @@
 """Validity filters for proposed tasks: pure functions, one reason code each, in mission order.
 
 1. ``unparseable``: no instruction could be read from the proposal.
-2. ``empty_output_field``: the task names no output field.
+2. ``empty_output_field``: the task names no output field; ``multiple_output_fields``: it names
+   several and the ``multiple_output_fields`` setting is ``reject`` (by default, ``first``, the
+   first is the output, as the original's instance builder did, and the task goes on);
 3. ``unknown_field``: an input or output field is not a field of the config's rows.
-4. ``input_is_output``: the output field is also an input field.
+4. ``input_is_output``: an output field is also an input field.
 5. content checks that need the config's sample rows, given by the caller (curate passes
    ``suspicious_content``, :mod:`dynosaur.curate.suspicious`, then ``answer_in_input``,
    :mod:`dynosaur.curate.leakage`);
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from dynosaur.curate.dedup import normalize_instruction
 from dynosaur.model import Task
@@ -41,7 +44,8 @@ def normalise_fields(task: Task) -> Task:
         else None
     )
     output = task.output_field.strip() if task.output_field is not None else None
-    return replace(task, input_fields=inputs, output_field=output)
+    extra = tuple(name.strip() for name in task.extra_output_fields)
+    return replace(task, input_fields=inputs, output_field=output, extra_output_fields=extra)
 
 
 def check_parseable(task: Task) -> Rejection | None:
@@ -53,11 +57,15 @@ def check_parseable(task: Task) -> Rejection | None:
     return None
 
 
-def check_output_field(task: Task) -> Rejection | None:
-    """Reject a task that names no output field."""
-    if task.problem == Reason.MULTIPLE_OUTPUT_FIELDS:
+MultipleOutputs = Literal["first", "reject"]
+
+
+def check_output_field(task: Task, multiple: MultipleOutputs = "first") -> Rejection | None:
+    """Reject a task that names no output field, or several when ``multiple`` is ``reject``."""
+    if task.problem == Reason.MULTIPLE_OUTPUT_FIELDS and multiple == "reject":
+        names = ", ".join(map(repr, task.output_fields))
         return Rejection(
-            Reason.MULTIPLE_OUTPUT_FIELDS, "the task names several output fields, one belongs"
+            Reason.MULTIPLE_OUTPUT_FIELDS, f"the task names several output fields ({names})"
         )
     if task.output_field is None or not task.output_field.strip():
         return Rejection(Reason.EMPTY_OUTPUT_FIELD, "the task names no output field")
@@ -77,27 +85,32 @@ def check_fields_exist(task: Task, field_names: Collection[str]) -> Rejection | 
 
 
 def check_input_is_output(task: Task) -> Rejection | None:
-    """Reject a task whose output field is also one of its input fields."""
-    if task.output_field in (task.input_fields or ()):
+    """Reject a task one of whose output fields is also one of its input fields."""
+    both = [name for name in task.output_fields if name in (task.input_fields or ())]
+    if both:
         return Rejection(
-            Reason.INPUT_IS_OUTPUT, f"{task.output_field!r} is both an input and the output field"
+            Reason.INPUT_IS_OUTPUT, f"{both[0]!r} is both an input and an output field"
         )
     return None
 
 
-# The per-task filters in the order they are applied (the duplicate check comes after them).
-TASK_FILTERS: tuple[tuple[Reason, Callable[[Task, Collection[str]], Rejection | None]], ...] = (
-    (Reason.UNPARSEABLE, lambda task, _: check_parseable(task)),
-    (Reason.EMPTY_OUTPUT_FIELD, lambda task, _: check_output_field(task)),  # or multiple_...
-    (Reason.UNKNOWN_FIELD, check_fields_exist),
-    (Reason.INPUT_IS_OUTPUT, lambda task, _: check_input_is_output(task)),
-)
+def task_filters(
+    multiple: MultipleOutputs = "first",
+) -> tuple[Callable[[Task, Collection[str]], Rejection | None], ...]:
+    """The per-task filters in the order they are applied (the duplicate check comes after)."""
+    return (
+        lambda task, _: check_parseable(task),
+        lambda task, _: check_output_field(task, multiple),  # or multiple_output_fields
+        check_fields_exist,
+        lambda task, _: check_input_is_output(task),
+    )
 
 
 def filter_config_tasks(
     tasks: Sequence[Task],
     field_names: Collection[str],
     content_checks: Sequence[Callable[[Task], Rejection | None]] = (),
+    multiple_output_fields: MultipleOutputs = "first",
 ) -> dict[int, Rejection]:
     """Apply the validity filters to the tasks of one config; returns ``task id -> rejection``.
 
@@ -107,13 +120,14 @@ def filter_config_tasks(
     Tasks are taken in the given order (generation, then position in the LLM's answer): of two
     tasks with the same normalised instruction the first that passed the earlier filters is kept.
     """
+    filters = task_filters(multiple_output_fields)
     rejected: dict[int, Rejection] = {}
     kept_by_instruction: dict[str, int] = {}
     for task in tasks:
         if task.id is None:
             raise ValueError("filter_config_tasks decides stored tasks: every task needs its id")
         rejection = next(
-            (r for _, check in TASK_FILTERS if (r := check(task, field_names)) is not None), None
+            (r for check in filters if (r := check(task, field_names)) is not None), None
         )
         if rejection is None:
             rejection = next(

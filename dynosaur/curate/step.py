@@ -12,6 +12,7 @@ valid task committed before them. Every statement is in :mod:`dynosaur.store.tas
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any
@@ -20,7 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from dynosaur import decontam
 from dynosaur.curate import dedup, leakage, suspicious
-from dynosaur.curate.filters import Rejection, filter_config_tasks, normalise_fields
+from dynosaur.curate.filters import (
+    MultipleOutputs,
+    Rejection,
+    filter_config_tasks,
+    normalise_fields,
+)
 from dynosaur.curate.instances import Construction, build_instances, clean_text
 from dynosaur.licenses import dataset_license_class
 from dynosaur.model import FieldInfo, StepSummary, Task, fields_from_json
@@ -40,19 +46,25 @@ CONFIGS_PER_CHUNK = 50
 
 @dataclass(frozen=True)
 class CurateRules:
-    """The curate step's settings: the leak share above which a task is ``answer_in_input``, and
+    """The curate step's settings: the leak share above which a task is ``answer_in_input``;
     whether a near-duplicate (same config and fields, instruction Jaccard >= 0.8) is rejected
-    or, as the original (which removed only identical tasks) would have it, kept and flagged."""
+    or, as the original (which removed only identical tasks) would have it, kept and flagged;
+    and whether a task naming several output fields keeps the first (the original) or is
+    rejected."""
 
     answer_in_input_share: float = leakage.DEFAULT_SHARE
+    leakage_filter: bool = True
     reject_near_duplicates: bool = False
+    multiple_output_fields: MultipleOutputs = "first"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CurateRules:
         """The rules that ``settings`` state."""
         return cls(
             answer_in_input_share=settings.answer_in_input_share,
+            leakage_filter=settings.leakage_filter,
             reject_near_duplicates=settings.near_duplicates == "reject",
+            multiple_output_fields=settings.multiple_output_fields,
         )
 
 
@@ -174,16 +186,21 @@ def curate_configs(
         config = configs[config_id]
         proposals = [normalise_fields(task) for task in stored]
         rows_text = cache(partial(suspicious.source_text, config.rows))
-        content = (
-            partial(suspicious.check_task, source=rows_text),
-            partial(
-                leakage.check_task,
-                fields=config.fields,
-                rows=config.rows,
-                share=rules.answer_in_input_share,
-            ),
+        content: list[Callable[[Task], Rejection | None]] = [
+            partial(suspicious.check_task, source=rows_text)
+        ]
+        if rules.leakage_filter:
+            content.append(
+                partial(
+                    leakage.check_task,
+                    fields=config.fields,
+                    rows=config.rows,
+                    share=rules.answer_in_input_share,
+                )
+            )
+        rejected = filter_config_tasks(
+            proposals, config.fields.keys(), content, rules.multiple_output_fields
         )
-        rejected = filter_config_tasks(proposals, config.fields.keys(), content)
         for task in proposals:
             assert task.id is not None  # read from the store
             if task.id in rejected:
@@ -284,9 +301,11 @@ def _decide(
     )
     if construction.rejection is not None:
         return _rejected(construction.rejection, fp), None, 0
-    construction, dropped = _drop_leaks(construction, task, config)
-    if construction.rejection is not None:
-        return _rejected(construction.rejection, fp), None, 0
+    dropped = 0
+    if rules.leakage_filter:
+        construction, dropped = _drop_leaks(construction, task, config)
+        if construction.rejection is not None:
+            return _rejected(construction.rejection, fp), None, 0
     if dropped:
         notes.add(Reason.ANSWER_IN_INPUT.value)
     decision = Decision(

@@ -53,7 +53,9 @@ INVALID_KINDS = (
     "multiple_outputs",
     "malformed_fields",
 )
-# The reason code curate should give each injected kind.
+# The reason code curate should give each injected kind (``multiple_outputs``: with the
+# multiple_output_fields = reject setting; by default the first output field is kept, as the
+# original did, and the task is valid when its fields are).
 EXPECTED_REASON = {
     "unknown_field": "unknown_field",
     "output_in_inputs": "input_is_output",

@@ -9,7 +9,10 @@ as ``["name"]`` (the original's format) is read as ``"name"``.
 
 Field parts of the wrong shape carry one reason each (:attr:`Task.problem`, for curate):
 
-- several distinct output field names (``["a", "b"]``): ``multiple_output_fields``;
+- several distinct output field names (``["a", "b"]``): ``multiple_output_fields``; the first
+  is read as the output field and the others are kept as :attr:`Task.extra_output_fields`
+  (the original built the output from the first; curate keeps or rejects such a task as the
+  ``multiple_output_fields`` setting says);
 - a field list holding anything but names (``["a", 3]``, ``[["a"]]``), or a field part that is
   neither a name nor a list (a number, an object): ``unparseable``;
 - a string where the input list belongs is read as *one* field name, never split:
@@ -209,12 +212,14 @@ def _to_task(raw: str, obj: dict[str, Any]) -> Task:
     instruction = parts.get("instruction")
     instruction = instruction.strip() if isinstance(instruction, str) else None
     inputs, output = parts.get("input_fields"), parts.get("output_field")
+    outputs = _output_names(output)
     return Task(
         raw=raw.strip(),
         instruction=instruction or None,
         input_fields=_field_list(inputs),
-        output_field=_single_field(output),
+        output_field=outputs[0] if outputs else None,
         problem=_problem(inputs, output),
+        extra_output_fields=outputs[1:],
     )
 
 
@@ -243,13 +248,14 @@ def _field_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _single_field(value: Any) -> str | None:
+def _output_names(value: Any) -> tuple[str, ...]:
+    """The distinct output field names written (a name, or a list of names), in order; none
+    for a part of another shape."""
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        names = _names(value)
-        value = names[0] if len(names) == 1 else None
+        return _names(value)
     if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
+        return (value.strip(),)
+    return ()
 
 
 def answer_schema(max_tasks: int) -> dict[str, Any]:

@@ -216,6 +216,7 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
                 "input_fields": list(t.input_fields) if t.input_fields is not None else None,
                 "output_field": t.output_field,
                 "problem": t.problem,
+                "extra_output_fields": list(t.extra_output_fields) or None,
             }
             for t in item.tasks
         ] or [
@@ -225,6 +226,7 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
                 "input_fields": None,
                 "output_field": None,
                 "problem": None,
+                "extra_output_fields": None,
             }
         ]
         for position, proposal in enumerate(proposals):
@@ -241,11 +243,13 @@ def complete_generations(conn: Connection, items: Sequence[Completion]) -> dict[
         conn.execute(
             sa.text(
                 "INSERT INTO task (config_id, generation_id, position, raw, instruction, "
-                "input_fields, output_field, problem) SELECT x.config, x.generation, x.position, "
-                "x.raw, x.instruction, x.input_fields, x.output_field, x.problem "
+                "input_fields, output_field, problem, extra_output_fields) SELECT x.config, "
+                "x.generation, x.position, x.raw, x.instruction, x.input_fields, "
+                "x.output_field, x.problem, x.extra_output_fields "
                 "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(config bigint, "
                 "generation bigint, position smallint, raw text, instruction text, "
-                "input_fields text[], output_field text, problem text) "
+                "input_fields text[], output_field text, problem text, "
+                "extra_output_fields text[]) "
                 "ON CONFLICT (generation_id, position) DO NOTHING"
             ),
             {"rows": json.dumps(tasks, ensure_ascii=False)},

@@ -129,7 +129,8 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
     """Proposed tasks per config id, as stored, in generation order then answer order."""
     rows = conn.execute(
         sa.text(
-            "SELECT id, config_id, instruction, input_fields, output_field, problem FROM task "
+            "SELECT id, config_id, instruction, input_fields, output_field, problem, "
+            "extra_output_fields FROM task "
             "WHERE config_id = ANY(:ids) AND status = 'proposed' "
             "ORDER BY config_id, generation_id, position"
         ),
@@ -145,6 +146,7 @@ def load_proposals(conn: Connection, config_ids: Sequence[int]) -> dict[int, lis
                 input_fields=inputs,
                 output_field=r.output_field,
                 problem=r.problem,
+                extra_output_fields=tuple(r.extra_output_fields or ()),
             )
         )
     return out

@@ -119,17 +119,42 @@ def test_parse_problems_are_rejected_with_their_own_reason():
             id=2,
             instruction="b",
             input_fields=("context",),
-            output_field=None,
+            output_field="label",
             problem="multiple_output_fields",
+            extra_output_fields=("question",),
         ),
         Task(id=3, instruction="c", input_fields=("context",), output_field=None),
     ]
-    rejected = filter_config_tasks(tasks, FIELDS)
+    rejected = filter_config_tasks(tasks, FIELDS, multiple_output_fields="reject")
     assert {i: r.reason for i, r in rejected.items()} == {
         1: Reason.UNPARSEABLE,
         2: Reason.MULTIPLE_OUTPUT_FIELDS,
         3: Reason.EMPTY_OUTPUT_FIELD,
     }
+
+
+def test_several_output_fields_keep_the_first_as_the_original_did() -> None:
+    def several(id: int, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Task:
+        return Task(
+            id=id,
+            instruction=f"Task {id}.",
+            input_fields=inputs,
+            output_field=outputs[0],
+            problem="multiple_output_fields",
+            extra_output_fields=outputs[1:],
+        )
+
+    tasks = [
+        several(1, ("context",), ("label", "question")),  # kept: the output is 'label'
+        several(2, ("context",), ("label", "no_such_field")),  # every name must exist
+        several(3, ("question",), ("label", "question")),  # no output may be an input
+    ]
+    rejected = filter_config_tasks(tasks, FIELDS)
+    assert {i: r.reason for i, r in rejected.items()} == {
+        2: Reason.UNKNOWN_FIELD,
+        3: Reason.INPUT_IS_OUTPUT,
+    }
+    assert "'question'" in rejected[3].message
 
 
 def test_content_checks_run_after_the_field_filters_and_before_the_duplicate_check() -> None:

@@ -27,9 +27,17 @@ def _reference() -> list[dict]:
     return [json.loads(line) for line in SHARED_REFERENCE.read_text().splitlines() if line]
 
 
-@pytest.fixture
-def replayed(settings: Settings, store: Engine) -> Iterator[Engine]:
-    """Every reference dataset grown from the shared snapshot with the reference tasks replayed."""
+# The rules a replay runs under: ``shipped``, the defaults; ``original``, only the original's
+# rules (the leakage rule of issue 17, which the original did not have, switched off).
+RULES: dict[str, dict[str, object]] = {"shipped": {}, "original": {"leakage_filter": False}}
+
+
+@pytest.fixture(params=sorted(RULES))
+def replayed(
+    request: pytest.FixtureRequest, settings: Settings, store: Engine
+) -> Iterator[tuple[str, Engine]]:
+    """Every reference dataset grown from the shared snapshot with the reference tasks replayed,
+    under each set of rules."""
     ids = sorted({r["dataset"] for r in _reference()})
     with (
         HubEmulator(SHARED_SNAPSHOT, now=datetime(2023, 1, 1, tzinfo=UTC)) as hub,
@@ -37,11 +45,11 @@ def replayed(settings: Settings, store: Engine) -> Iterator[Engine]:
     ):
         # Every language, no benchmark list: the reference predates both filters.
         grow(
-            live_settings(settings, hub, llm, languages=[], benchmarks=[]),
+            live_settings(settings, hub, llm, languages=[], benchmarks=[], **RULES[request.param]),
             store,
             request_for(ids=ids),
         )
-        yield store
+        yield request.param, store
 
 
 def _outputs(value: object) -> tuple[str, ...]:
@@ -77,32 +85,10 @@ def _curated(engine: Engine) -> dict[tuple, tuple[str | None, str, str | None]]:
     return out
 
 
-# Every reference task that reaches curate and is not kept, with its reason, each a rule of the
-# original (../shared/docs/mission.md). Keyed by (dataset, first 40 characters of the instruction).
-# The 18 proposals naming several output fields (the emulator replays them as the original wrote
-# them): a task has "one field [that] is the output", and "the output must be a scalar".
-MULTIPLE_OUTPUTS = {
-    ("c4", "Given a text, extract the timestamp and "): "multiple_output_fields",
-    ("cosmos_qa", "Given the context and the question, plea"): "multiple_output_fields",
-    ("crd3", "Given a chunk of dialogue, can you predi"): "multiple_output_fields",
-    ("dbpedia_14", "Given a label, please provide the corres"): "multiple_output_fields",
-    ("discofuse", "Given a pair of incoherent and coherent "): "multiple_output_fields",
-    ("duorc", "Given a plot and a title, generate a que"): "multiple_output_fields",
-    ("duorc", "Given a question and answers, generate a"): "multiple_output_fields",
-    ("eu_regulatory_ir", "Given a publication year, please provide"): "multiple_output_fields",
-    ("eu_regulatory_ir", "Given a relevant document, please provid"): "multiple_output_fields",
-    ("lama", "Given a masked sentence and the predicat"): "multiple_output_fields",
-    ("md_gender_bias", "Given a sentence, predict the gender lab"): "multiple_output_fields",
-    ("multidoc2dial", "Given a DMV domain, provide a list of co"): "multiple_output_fields",
-    ("numeric_fused_head", "Identify the numeric fused head in the g"): "multiple_output_fields",
-    ("numeric_fused_head", "Identify the numeric value in the given "): "multiple_output_fields",
-    ("re_dial", "Given a conversation ID, please provide "): "multiple_output_fields",
-    ("sciq", "Given a question and its supporting evid"): "multiple_output_fields",
-    ("sede", "Find the most controversial posts on the"): "multiple_output_fields",
-    ("wiki_split", "Given a complex sentence, the task is to"): "multiple_output_fields",
-}
-EXPECTED_LOSSES: dict[tuple[str, str], str] = {
-    **MULTIPLE_OUTPUTS,
+# Every reference task that reaches curate and is not kept, with its reason. Keyed by (dataset,
+# first 40 characters of the instruction). A proposal naming several output fields (26 of the
+# reference's 492) is kept as the original kept it: its output is the first field named.
+ORIGINAL_LOSSES: dict[tuple[str, str], str] = {
     # Classification balance, judged on the sample rows as the original does: adversarial_qa's
     # title is 'Brain' on all 66 rows; great_code's has_bug / bug_kind_name / error_location are
     # constant over 100 rows.
@@ -111,21 +97,31 @@ EXPECTED_LOSSES: dict[tuple[str, str], str] = {
     ("great_code", "Given the source code, identify the line"): "imbalanced_labels",
     ("great_code", "Given the source code, identify the type"): "imbalanced_labels",
     ("great_code", "Given the source code, identify whether "): "imbalanced_labels",
-    # The answer is in the input (issue 17's leakage rule, beyond the original): silicone's Label
-    # column holds the same names as its Dialogue_Act / Emotion output.
+}
+# Under the shipped rules, also the answer in the input (issue 17's leakage rule, beyond the
+# original, made for this very case): silicone's Label column holds the same names as its
+# Dialogue_Act / Emotion output, so each of these tasks answers itself.
+LEAKING: dict[tuple[str, str], str] = {
     ("silicone", "Given a dialogue act, please predict the"): "answer_in_input",
     ("silicone", "Given a label, please generate a dialogu"): "answer_in_input",
     ("silicone", "Given the Speaker and Label, predict the"): "answer_in_input",
     ("silicone", "Given the dialogue and emotion, predict "): "answer_in_input",
     ("silicone", "Given the dialogue and label, predict th"): "answer_in_input",
 }
+EXPECTED = {
+    "original": (ORIGINAL_LOSSES, 0.98),
+    "shipped": ({**ORIGINAL_LOSSES, **LEAKING}, 0.96),
+}
 
 
 @pytest.mark.shared_snapshot
-def test_reference_tasks_survive_the_filters(replayed: Engine) -> None:
-    curated = _curated(replayed)
+def test_reference_tasks_survive_the_filters(replayed: tuple[str, Engine]) -> None:
+    rules, engine = replayed
+    expected, share = EXPECTED[rules]
+    curated = _curated(engine)
     outcome: Counter[tuple[str, str | None]] = Counter()
     losses: dict[tuple[str, str], str] = {}
+    several = 0
     for ref in _reference():
         key = (
             ref["dataset"],
@@ -138,25 +134,28 @@ def test_reference_tasks_survive_the_filters(replayed: Engine) -> None:
             continue  # never reached curate: the config was not collected, or beyond 3 tasks
         _config, status, reason = found
         outcome[(status, reason)] += 1
-        if len(ref["output_field"]) > 1:  # never kept, whatever else the task gets right
-            assert (status, reason) == ("rejected", "multiple_output_fields"), ref
+        if len(ref["output_field"]) > 1:
+            several += 1
+            assert reason != "multiple_output_fields", ref
         if status != "valid":
             losses[(ref["dataset"], ref["instruction"][:40])] = str(reason)
     reached = sum(outcome.values())
     kept = outcome[("valid", None)]
-    print(f"reference tasks reaching curate: {reached}, kept: {kept} ({kept / reached:.1%})")
+    print(f"{rules} rules: reference tasks reaching curate: {reached}, kept: {kept} "
+          f"({kept / reached:.1%})")  # fmt: skip
     for loss, reason in sorted(losses.items()):
         print("lost:", reason, loss)
     # Measured: 311 reach curate, 283 kept (91.0%); of the 293 with one output field, 283 kept
     # (96.6%). Losses: 18 multiple_output_fields and 5 imbalanced_labels (rules of the original),
     # 5 answer_in_input (the leakage rule). Near-duplicates are flagged, not rejected.
-    single = reached - sum(1 for k, v in losses.items() if v == "multiple_output_fields")
-    print(f"with one output field: {single}, kept: {kept} ({kept / single:.1%})")
-    assert reached >= 300, outcome
-    assert kept / single >= 0.96, outcome
-    assert kept / reached >= 0.90, outcome
+    print(f"naming several output fields: {several}")
+    # Measured: 304 reach curate (18 of them naming several output fields); original rules: 299
+    # kept (98.4%), the 5 losses imbalanced_labels; shipped rules: 294 kept (96.7%), plus the 5
+    # silicone tasks that answer themselves. Near-duplicates are flagged, not rejected.
+    assert reached >= 300 and several >= 15, outcome
+    assert kept / reached >= share, outcome
     # Every loss is listed with its reason; a loss that goes away is fine (a rule relaxed).
-    unexpected = {k: v for k, v in losses.items() if EXPECTED_LOSSES.get(k) != v}
+    unexpected = {k: v for k, v in losses.items() if expected.get(k) != v}
     assert not unexpected, unexpected
 
 
@@ -182,12 +181,14 @@ def _defect(item: object, fields: set[str]) -> str | None:
 def test_every_injected_invalid_task_is_rejected_with_its_reason(
     settings: Settings, store: Engine
 ) -> None:
+    # Several output fields are a defect only when the setting says so (by default the first is
+    # the output, as in the original): the injection test runs with every defect on.
     with (
         HubEmulator(now=datetime(2024, 3, 5, tzinfo=UTC)) as hub,
         LLMEmulator(invalid_share=0.35, seed=11) as llm,
     ):
         grow(
-            live_settings(settings, hub, llm),
+            live_settings(settings, hub, llm, multiple_output_fields="reject"),
             store,
             request_for(since="2024-03-01", until="2024-03-05"),
         )

@@ -111,11 +111,12 @@ def test_recorded_tasks_keep_every_output_field_the_original_wrote(tmp_path: Pat
     tasks = replay(DatasetBlock("d", None, ["s", "s1", "s2", "t"]), load_reference(path), 3)
     assert [t["output_field"] for t in tasks] == [["s1", "s2"], ["t"]]
     assert tasks[0]["instruction"] == "Split it."
-    # What the parser makes of it: one reason for several output fields, a name for one.
+    # What the parser makes of it: one reason for several output fields (the first is the
+    # output, the rest kept aside), a name for one.
     parsed = parse_answer(json.dumps(tasks)).tasks
-    assert [(t.problem, t.output_field) for t in parsed] == [
-        ("multiple_output_fields", None),
-        (None, "t"),
+    assert [(t.problem, t.output_field, t.extra_output_fields) for t in parsed] == [
+        ("multiple_output_fields", "s1", ("s2",)),
+        (None, "t", ()),
     ]
 
 

@@ -101,7 +101,7 @@ def test_raw_keeps_the_text_the_model_wrote_for_each_task() -> None:
 
 
 def test_parts_of_the_wrong_shape_are_none_for_curate_to_reject() -> None:
-    text = json.dumps([{"instruction": 7, "input_fields": [1, 2], "output_field": ["a", "b"]}])
+    text = json.dumps([{"instruction": 7, "input_fields": [1, 2], "output_field": [3, "b"]}])
     (task,) = parse_answer(text).tasks
     assert _parts(task) == (None, None, None)
     assert task.raw.startswith("{")
@@ -179,11 +179,13 @@ def test_field_parts_of_the_wrong_shape_carry_their_reason():
     )
     assert [t.problem for t in answer.tasks] == ["unparseable", "multiple_output_fields", None]
     assert answer.tasks[2].output_field == "y"
+    # Several output fields: the first is the output (the original's rule), the rest kept aside.
+    assert (answer.tasks[1].output_field, answer.tasks[1].extra_output_fields) == ("y", ("z",))
 
 
 def test_one_reason_per_cause_of_a_malformed_field_part() -> None:
     cases = [
-        ({"input_fields": ["x"], "output_field": ["y", "z"]}, "multiple_output_fields", None),
+        ({"input_fields": ["x"], "output_field": ["y", "z"]}, "multiple_output_fields", "y"),
         ({"input_fields": ["x"], "output_field": ["y", " y "]}, None, "y"),  # one name, twice
         ({"input_fields": ["x"], "output_field": ["", "y"]}, None, "y"),
         ({"input_fields": ["x", 3], "output_field": "y"}, "unparseable", "y"),
@@ -192,7 +194,7 @@ def test_one_reason_per_cause_of_a_malformed_field_part() -> None:
         ({"input_fields": {"a": "x"}, "output_field": "y"}, "unparseable", "y"),
         ({"input_fields": ["x"], "output_field": 4}, "unparseable", None),
         ({"input_fields": ["x"], "output_field": ["y", 4]}, "unparseable", None),
-        ({"input_fields": ["x", 3], "output_field": ["y", "z"]}, "unparseable", None),
+        ({"input_fields": ["x", 3], "output_field": ["y", "z"]}, "unparseable", "y"),
         ({"input_fields": ["x"], "output_field": []}, None, None),  # empty_output_field in curate
     ]
     for parts, problem, output in cases:
