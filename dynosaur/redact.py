@@ -42,6 +42,7 @@ def register(*secrets: str | None) -> None:
         return
     with _lock:
         _known = _known | values
+    install_log_filter()  # wherever secrets become known, the process's log handlers mask them
 
 
 def redact(text: str, extra: Iterable[str | None] = ()) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 
+import pytest
 from pydantic import SecretStr
 
 from dynosaur.redact import MASK, install_log_filter, redact
@@ -41,3 +44,26 @@ def test_log_records_are_redacted():
     logger.warning("server said %s", "bad key sk-live-1234567890abcdef")
     assert "sk-live-1234567890abcdef" not in stream.getvalue()
     assert f"bad key {MASK}" in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "from dynosaur.cli.common import setup_logging; setup_logging(True)",  # a command
+        "logging.basicConfig()",  # a host's own logging (an Airflow task): Settings installs it
+    ],
+)
+def test_the_process_log_handlers_mask_secrets_whatever_library_logs(setup: str) -> None:
+    script = (
+        "import logging\n"
+        "from dynosaur.settings import Settings\n"
+        f"{setup}\n"
+        "Settings(llm_api_key='plain-configured-secret-42')\n"
+        "logging.getLogger('httpcore').warning('header %s', 'Bearer abcdefghijkl0123')\n"
+        "logging.getLogger('openai').warning('key is plain-configured-secret-42')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "abcdefghijkl0123" not in done.stderr and "Bearer ***" in done.stderr
+    assert "plain-configured-secret-42" not in done.stderr and f"key is {MASK}" in done.stderr

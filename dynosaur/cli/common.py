@@ -115,6 +115,9 @@ def setup_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from dynosaur.redact import install_log_filter
+
+    install_log_filter()  # no secret in a log line, whichever library writes it
 
 
 def parse_ids(text: str | None, option: str = "--ids") -> list[str] | None:
