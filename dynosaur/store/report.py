@@ -192,14 +192,20 @@ def outcomes_per_batch(engine: Engine, version: int) -> list[OutcomeRow]:
 
 
 def _shares(engine: Engine, version: int, label_sql: str) -> list[ShareRow]:
-    """Valid tasks and instances of versions up to ``version`` per label (``label_sql`` turns a
-    ``task_overview`` row ``o`` into a set of labels; none: ``(none)``), most instances first."""
+    """Valid tasks and instances of version ``version`` of the collection per label
+    (``label_sql`` turns a ``task_overview`` row ``o`` into a set of labels; none: ``(none)``),
+    most instances first: the versions up to ``version``, less the sources retracted by then (as
+    ``collection_at``)."""
     sql = f"""
         SELECT coalesce(l.label, '(none)') AS label, count(*) AS tasks,
                sum(o.instances) AS instances
         FROM task_overview o
         LEFT JOIN LATERAL ({label_sql}) l(label) ON true
         WHERE o.status = 'valid' AND o.version <= :version
+          AND NOT EXISTS (
+              SELECT 1 FROM retraction r
+              WHERE r.dataset_id = o.dataset_id AND r.from_version <= :version
+          )
         GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1
     """
     with engine.connect() as conn:

@@ -102,3 +102,39 @@ def test_dynosaur_report_writes_the_page_beside_the_exports(grown: Engine, tmp_p
     assert f"version 2: {total:,} instances" in done.stdout
     page = (tmp_path / "v2" / "report.html").read_text()
     assert f'data-figure="total_instances">{total:,}<' in page
+
+
+def test_category_and_language_shares_leave_out_retracted_sources(grown: Engine) -> None:
+    """A source retracted from version 3 on no longer counts in version 3's shares (as in
+    ``collection_at(3)``), and still counts in version 2's."""
+    source = _one(
+        grown,
+        "SELECT dataset_id, sum(instances) AS n, max(cardinality(task_categories)) AS cats "
+        "FROM task_overview WHERE status = 'valid' AND version <= 2 "
+        "GROUP BY dataset_id ORDER BY 2 DESC LIMIT 1",
+    )
+    before = {v: build_report(grown, v) for v in (2, 3)}
+    with grown.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO retraction (dataset_id, reason, from_version) "
+                "VALUES (:d, 'retracted_by_hand', 3)"
+            ),
+            {"d": source.dataset_id},
+        )
+    try:
+        after = {v: build_report(grown, v) for v in (2, 3)}
+    finally:
+        with grown.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM retraction WHERE dataset_id = :d"), {"d": source.dataset_id}
+            )
+
+    def total(report: object, part: str) -> int:
+        return sum(r.instances for r in getattr(report, part))
+
+    assert total(after[2], "categories") == total(before[2], "categories")
+    dropped = total(before[3], "categories") - total(after[3], "categories")
+    assert dropped == source.n * max(1, source.cats or 0) > 0
+    assert total(after[3], "licenses") == total(before[3], "licenses") - source.n
+    assert total(after[3], "languages") < total(before[3], "languages")
