@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -38,6 +39,9 @@ from dynosaur.reasons import Reason
 from dynosaur.settings import Settings
 from dynosaur.store import retractions
 from dynosaur.store.retractions import Retraction, Source
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +77,16 @@ def _licenses(card_data: object) -> tuple[str, ...]:
 
 
 def check_source(
-    api: object, source: Source, allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED
+    api: HfApi, source: Source, allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED
 ) -> Reason | str:
     """Why ``source`` must be retracted (a :class:`Reason`), or ``"ok"``, or ``"unreachable"``
-    when the Hub did not give a usable answer. ``api`` is an ``HfApi``."""
+    when the Hub did not give a usable answer."""
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     try:
-        info = api.dataset_info(  # type: ignore[attr-defined]
-            source.dataset_id, expand=["cardData", "gated", "private", "sha"]
+        info = api.dataset_info(
+            source.dataset_id,
+            expand=["cardData", "gated", "private", "sha"],
         )
     except RepositoryNotFoundError:
         return Reason.SOURCE_WITHDRAWN
