@@ -196,10 +196,10 @@ class Encoded:
 
     ids: list[list[int]]
     starts: list[int]
-    tokens: np.ndarray = field(init=False, repr=False)
-    offset: np.ndarray = field(init=False, repr=False)
-    length: np.ndarray = field(init=False, repr=False)
-    start: np.ndarray = field(init=False, repr=False)
+    tokens: np.ndarray = field(init=False, repr=False, compare=False)
+    offset: np.ndarray = field(init=False, repr=False, compare=False)
+    length: np.ndarray = field(init=False, repr=False, compare=False)
+    start: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         length = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
