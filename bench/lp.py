@@ -160,7 +160,7 @@ def bench_lp(
     (:func:`perplexity_traces`) over ``samples``, timed end to end."""
     import torch
 
-    from dynosaur.select.learning import learning_percentage
+    from dynosaur.select.learning import learning_percentage, one_epoch_learning_percentage
     from dynosaur.select.scorer import TrainingPlan, load_scorer, perplexity_traces, prompt_text
     from dynosaur.select.tiny import make_tiny_scorer
 
@@ -177,7 +177,7 @@ def bench_lp(
     traces = perplexity_traces(scorer, samples, plan, clock)
     sync()
     wall = time.perf_counter() - started
-    lp = learning_percentage(traces) if epochs > 1 else np.zeros(len(samples))
+    lp = learning_percentage(traces) if epochs > 1 else one_epoch_learning_percentage(traces)
     verdict = ""
     if goal_s is not None:
         verdict = f" ({'under' if wall < goal_s else 'OVER'} the {goal_s:.0f} s goal)"
@@ -192,7 +192,8 @@ def bench_lp(
         (f"  training ({label})", f"{clock.rate('train'):,.1f} samples/s"),
         (
             f"  perplexity P0 -> P{epochs}, mean LP",
-            f"{traces[:, 0].mean():.1f} -> {traces[:, -1].mean():.1f}, LP(1) {lp.mean():.3f}",
+            f"{traces[:, 0].mean():.1f} -> {traces[:, -1].mean():.1f}, "
+            f"{'LP(1)' if epochs > 1 else '(P0 - P1) / P0'} {lp.mean():.3f}",
         ),
     ]
 
