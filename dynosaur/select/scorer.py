@@ -324,9 +324,10 @@ def scoring_batches(encoded: Encoded, rows: int, tokens: int | None = None) -> l
     lengths = encoded.lengths()[order]
     batches, first = [], 0
     while first < len(order):
-        # Sorted ascending: the longest row of [first, last) is lengths[last - 1].
-        count = np.arange(1, len(order) - first + 1)
-        fits = np.flatnonzero(count * lengths[first:] <= tokens)
+        # Sorted ascending: the longest row of [first, last) is lengths[last - 1], and no more
+        # rows than the budget holds of the shortest one can fit.
+        window = lengths[first : first + max(1, tokens // max(int(lengths[first]), 1))]
+        fits = np.flatnonzero(np.arange(1, len(window) + 1) * window <= tokens)
         last = first + (int(fits[-1]) + 1 if len(fits) else 1)
         batches.append(order[first:last])
         first = last
