@@ -6,11 +6,9 @@ Prints, measured side by side in one run:
    distance from a point to its nearest pick) and the mean distance, each as coreset/random
    (random picks of the same size; < 1 = the coreset covers better), plain k-center and with the
    mean-distance refinement;
-2. learning percentage on real instance texts (rows of the shared Hub snapshot, ~500
-   characters): the tiny scorer on the CPU, 3 epochs + 4 scoring passes over --lp-samples
-   (10K: the goal is under 2 minutes), samples/s of scoring and training; a GPT-2-small-sized
-   scorer on the CPU from a few batches (an estimate), and on the GPU when CUDA is visible;
-3. with --database-url: loading stored vectors as bytea float32 vs real[] (why bytea).
+2. with --database-url: loading stored vectors as bytea float32 vs real[] (why bytea).
+
+Learning percentage's speed has its own bench: ``bench/lp.py``.
 
     .venv/bin/python bench/selection.py [--n 200000] [--database-url postgresql://...]
 """
@@ -19,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import tempfile
+import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -53,147 +49,35 @@ def synthetic_embeddings(n: int, dim: int, *, topics: int = 300, seed: int = 0) 
     return unit(task_centres[task_of_row] + noise)
 
 
-def bench_coreset(n: int, dim: int, fraction: float, random_draws: int) -> list[tuple]:
+def bench_coreset(rows: list[tuple], n: int, dim: int, fraction: float, random_draws: int) -> None:
+    """Appends to ``rows`` (printed as measured): both objectives of random picks, k-center and
+    k-center + refinement, each as a ratio to random's (the median of ``random_draws`` draws)."""
+    started = time.perf_counter()
     points = synthetic_embeddings(n, dim)
     budget = resolve_budget(n, fraction=fraction)
-    rows: list[tuple] = [("coreset pool", f"{n:,} x {dim} (tasks of 20-100 rows, 300 topics)")]
+    rows.append(("coreset pool", f"{n:,} x {dim} (tasks of 20-100 rows, 300 topics), "
+                 f"{budget:,} picks ({fraction:.1%})"))  # fmt: skip
     rng = np.random.default_rng(1)
     draws = [rng.choice(n, size=budget, replace=False) for _ in range(random_draws)]
-    random_max = float(np.median([max_distance(points, d) for d in draws]))
-    random_mean = float(np.median([coverage(points, d) for d in draws]))
-    for label, refine in (("coreset (k-center)", False), ("coreset + mean refinement", True)):
-        started = time.perf_counter()
+    maxes = [max_distance(points, d) for d in draws]
+    means = [coverage(points, d) for d in draws]
+    random_max, random_mean = float(np.median(maxes)), float(np.median(means))
+    rows.append(
+        (f"random picks ({random_draws} draws): max / mean distance",
+         f"{random_max:.4f} (draws {min(maxes):.4f}-{max(maxes):.4f}) / {random_mean:.4f} "
+         f"= 1.000 / 1.000 (the baseline)")
+    )  # fmt: skip
+    for label, refine in (("k-center", False), ("k-center + mean refinement", True)):
+        began = time.perf_counter()
         picks = coreset(points, budget, seed=0, refine=refine)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - began
         far, mean = max_distance(points, picks.indices), coverage(points, picks.indices)
-        rows += [
-            (f"{label}: picks / time", f"{len(picks):,} ({fraction:.1%}) in {seconds:.1f} s"),
-            (
-                f"{label}: max distance, coreset/random (< 0.9 wanted)",
-                f"{far:.4f} / {random_max:.4f} = {far / random_max:.3f}",
-            ),
-            (
-                f"{label}: mean distance, coreset/random",
-                f"{mean:.4f} / {random_mean:.4f} = {mean / random_mean:.3f}",
-            ),
-        ]
-    rows.append(("random picks", f"median of {random_draws} draws of {budget:,}"))
-    return rows
-
-
-SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "hub-snapshot"
-
-
-def snapshot_samples(n: int, snapshot: Path = SNAPSHOT, *, target_chars: int = 530) -> list[tuple]:
-    """``n`` instances made from the real sample rows of the shared Hub snapshot, repeated as
-    needed: per row, the instruction names the output field, the input lists the other fields
-    (``name: value``), the output is the last field. Rows are kept in snapshot order until the
-    mean length is about ``target_chars`` (the collection's instances: ~530 characters)."""
-    found: list[tuple[str, str, str]] = []
-    for rows in sorted(snapshot.glob("datasets/*/rows/*/*.jsonl")):
-        with rows.open(encoding="utf-8") as lines:
-            head = [line for _, line in zip(range(20), lines, strict=False)]
-        for line in head:
-            row = {
-                k: v for k, v in json.loads(line).items() if isinstance(v, str | int) and k != "id"
-            }
-            if len(row) < 2:
-                continue
-            *inputs, output = row.items()
-            text = "\n".join(f"{k}: {v}" for k, v in inputs)
-            sample = (f"Given the {', '.join(k for k, _ in inputs)}, give the {output[0]}.",
-                      text, str(output[1]))  # fmt: skip
-            if len(str(output[1]).strip()) > 0 and sum(map(len, sample)) <= 20 * target_chars:
-                found.append(sample)
-    if not found:
-        raise SystemExit(f"no sample rows under {snapshot}")
-    # Keep the mix of lengths near the target mean: drop the longest until it is reached.
-    sizes = np.array([sum(map(len, x)) for x in found])
-    by_size = np.argsort(sizes, kind="stable")
-    means = np.cumsum(sizes[by_size]) / np.arange(1, len(found) + 1)
-    count = max(1, int(np.searchsorted(means, target_chars, side="right")))
-    found = [found[i] for i in np.sort(by_size[:count])]
-    return [found[i % len(found)] for i in range(n)]
-
-
-def bench_scoring(
-    samples: int,
-    device: str,
-    folder: Path,
-    *,
-    batch_size: int,
-    full: bool,
-    batches: int = 3,
-    **model: int,
-) -> list[tuple]:
-    """LP throughput of a scorer on real instance texts (:func:`snapshot_samples`): with
-    ``full``, the whole of LP (P0, then 3 epochs each followed by a scoring pass) over
-    ``samples`` timed end to end; otherwise ``batches`` batches of each kind (an estimate)."""
-    import torch
-
-    from dynosaur.select.scorer import (
-        SCORING_BATCH_FACTOR,
-        Encoded,
-        TrainingPlan,
-        encode_all,
-        load_scorer,
-        perplexities,
-        prompt_text,
-        train_epoch,
-    )
-    from dynosaur.select.tiny import make_tiny_scorer
-
-    data = snapshot_samples(samples)
-    chars = np.mean([sum(map(len, x)) for x in data])
-    path = make_tiny_scorer((prompt_text(a, b) + c for a, b, c in data), folder, **model)
-    scorer = load_scorer(str(path), device=device)
-    params = sum(p.numel() for p in scorer.model.parameters())
-    plan = TrainingPlan(epochs=3, batch_size=batch_size, learning_rate=1e-3, max_tokens=512)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    label = f"{params / 1e6:.1f}M params, {device}, batch {batch_size}"
-    started = time.perf_counter()
-    encoded = encode_all(scorer.tokenizer, data, plan.max_tokens)
-    encode_s = time.perf_counter() - started
-    tokens = float(encoded.lengths().mean())
-    if not full:
-        score_n, train_n = batch_size * SCORING_BATCH_FACTOR * batches, batch_size * batches
-        encoded = Encoded(
-            encoded.ids[: max(score_n, train_n)], encoded.starts[: max(score_n, train_n)]
-        )
-    perplexities(scorer, Encoded(encoded.ids[:batch_size], encoded.starts[:batch_size]), plan)
-    optimizer = torch.optim.AdamW(scorer.model.parameters(), lr=plan.learning_rate)
-    score_s = train_s = 0.0
-    scored = trained = 0
-    for epoch in range(plan.epochs + 1 if full else 1):
-        part = encoded if full else Encoded(encoded.ids[:score_n], encoded.starts[:score_n])
-        sync()
-        started = time.perf_counter()
-        perplexities(scorer, part, plan)
-        sync()
-        score_s, scored = score_s + time.perf_counter() - started, scored + len(part)
-        if epoch == plan.epochs and full:
-            break
-        part = encoded if full else Encoded(encoded.ids[:train_n], encoded.starts[:train_n])
-        started = time.perf_counter()
-        train_epoch(scorer, optimizer, part, plan, epoch + 1)
-        sync()
-        train_s, trained = train_s + time.perf_counter() - started, trained + len(part)
-    rows = [
-        (f"LP texts ({label})", f"{len(data):,} real snapshot rows, {chars:.0f} chars, "
-         f"{tokens:.0f} tokens on average; tokenised once in {encode_s:.1f} s"),
-        (f"LP scoring throughput ({label})", f"{scored / score_s:,.1f} samples/s"),
-        (f"LP training throughput ({label})", f"{trained / train_s:,.1f} samples/s"),
-    ]  # fmt: skip
-    per_10k = (4 * 10_000 / (scored / score_s) + 3 * 10_000 / (trained / train_s)) / 60
-    if full:
         rows.append(
-            (f"LP, 3 epochs + 4 scoring passes over {samples:,} ({label})",
-             f"{(score_s + train_s + encode_s):.1f} s (10K at this rate: {per_10k:.1f} min)")
+            (f"{label}: max distance / random (< 0.9 wanted), mean distance / random",
+             f"{far / random_max:.3f} ({far:.4f}), {mean / random_mean:.3f} ({mean:.4f}); "
+             f"{len(picks):,} picks in {seconds:.1f} s")
         )  # fmt: skip
-    else:
-        rows.append((f"LP, 3 epochs + scoring, 10K samples, estimated ({label})",
-                     f"{per_10k:.1f} min (from {batches} batches of each kind)"))  # fmt: skip
-    return rows
+    rows.append(("coreset section", f"{time.perf_counter() - started:.0f} s in all"))
 
 
 def bench_storage(url: str, rows: int, dim: int) -> list[tuple]:
@@ -249,42 +133,18 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--fraction", type=float, default=0.005)
     parser.add_argument("--random-draws", type=int, default=3)
-    parser.add_argument("--lp-samples", type=int, default=10_000, help="LP pool (real texts)")
-    parser.add_argument("--batch-size", type=int, default=8, help="LP training batch")
-    parser.add_argument("--gpt2-batches", type=int, default=2, help="0: skip GPT-2-small on CPU")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--database-url", help="a Postgres URL (temporary tables only)")
     parser.add_argument("--store-rows", type=int, default=20_000)
     args = parser.parse_args()
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rows: list[tuple] = _Shown()
     if args.n:
-        rows += bench_coreset(args.n, args.dim, args.fraction, args.random_draws)
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += bench_scoring(
-            args.lp_samples, "cpu", Path(tmp) / "tiny", batch_size=args.batch_size, full=True
-        )
-        gpt2_small = {"layers": 12, "dim": 768, "heads": 12, "embedding_rows": 50_257}
-        if args.gpt2_batches:
-            rows += bench_scoring(
-                args.lp_samples, "cpu", Path(tmp) / "gpt2-cpu", batch_size=args.batch_size,
-                full=False, batches=args.gpt2_batches, **gpt2_small,
-            )  # fmt: skip
-        if torch.cuda.is_available():
-            rows += bench_scoring(
-                args.lp_samples, "cuda", Path(tmp) / "gpt2-cuda", batch_size=args.batch_size,
-                full=True, **gpt2_small,
-            )  # fmt: skip
-        else:
-            rows.append(("LP on GPU (GPT-2-small-sized)", "skipped: no CUDA device visible"))
+        bench_coreset(rows, args.n, args.dim, args.fraction, args.random_draws)
     if args.database_url:
         rows += bench_storage(args.database_url, args.store_rows, args.dim)
     width = max(len(r[0]) for r in rows)
-    print(f"selection benchmark (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    print(f"selection benchmark (uptime at the end: {load})")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
 

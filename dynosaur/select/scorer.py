@@ -7,14 +7,20 @@ whole pool for n epochs (AdamW, constant learning rate, shuffled with the seed),
 after each epoch (P1..Pn). Samples are tokenised once for every pass; batches are padded to
 their longest sample (not to the context) and hold samples of similar length (scoring: sorted
 by length; training: a seeded shuffle, length-sorted within windows), so little compute goes to
-padding. A batch holds at most ``batch_size x max_tokens`` tokens (4x the rows when scoring).
-On a GPU: SDPA attention and bf16 (fp16) autocast.
+padding (no attention mask: padding is on the right of a causal model). Training batches hold
+``batch_size`` samples; scoring batches as many as fit in 4 x ``batch_size x max_tokens`` tokens.
+The output layer (most of a small model's compute) runs on the response tokens only, batches are
+cut from one flat token array (no loop per sample), scoring runs under ``inference_mode``, and
+the CPU gets as many threads as it has idle cores. On a GPU: SDPA attention, bf16 (fp16)
+autocast and ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,32 +64,106 @@ class TrainingPlan:
 
 @dataclass
 class Scorer:
-    """A loaded causal LM, its tokenizer and the device it runs on."""
+    """A loaded causal LM, its tokenizer and the device it runs on.
+
+    ``backbone`` and ``head`` split the model where that is known to be exact (the model's
+    logits are ``head(backbone(ids)[0])``), so the output layer runs on response tokens only;
+    ``head`` None: the whole model runs and its logits are cut afterwards.
+    """
 
     name: str
     model: Any
     tokenizer: Any
     device: str
+    backbone: Any = None
+    head: Any = None
+    threads: int | None = None
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
 
 
-def load_scorer(name: str, *, device: str | None = None) -> Scorer:
-    """Load the causal LM ``name`` (Hub name or local folder) and its tokenizer."""
+# Causal LMs whose logits are their output layer applied to the base model's last hidden state,
+# nothing else (no logit scaling or soft-capping): the output layer may skip the prompt.
+PLAIN_HEAD_MODELS = frozenset(
+    {
+        "GPT2LMHeadModel",
+        "GPTNeoXForCausalLM",
+        "LlamaForCausalLM",
+        "MistralForCausalLM",
+        "OPTForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen3ForCausalLM",
+    }
+)
+
+
+def cpu_threads() -> int:
+    """Threads for the CPU: the cores this process may use, less those other processes keep
+    busy (the 1-minute load average), at least one. Asking for busy cores makes every
+    operation wait for the slowest thread: on a loaded machine that is several times slower
+    than fewer threads."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    return max(1, min(cores, cores - round(os.getloadavg()[0])))
+
+
+class _RightPaddingIsUnmasked(logging.Filter):
+    """Drops transformers' advice to pass an attention mask: batches here are padded on the
+    right of a causal model, where no real token attends to padding (see
+    :func:`response_losses`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+_UNMASKED = _RightPaddingIsUnmasked()
+
+
+def load_scorer(name: str, *, device: str | None = None, threads: int | None = None) -> Scorer:
+    """Load the causal LM ``name`` (Hub name or local folder) and its tokenizer.
+
+    On the CPU, torch uses ``threads`` threads (default :func:`cpu_threads`). On a GPU:
+    PyTorch's fused attention (SDPA everywhere), bf16 autocast in every pass, and the base
+    model compiled (``torch.compile``, shapes dynamic).
+    """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    logging.getLogger("transformers.modeling_utils").addFilter(_UNMASKED)  # once: a set
     where = pick_device(device)
-    # On a GPU: PyTorch's fused attention (SDPA), with bf16 autocast in every pass.
-    extra = {"attn_implementation": "sdpa"} if where.startswith("cuda") else {}
+    used = None
+    if where == "cpu":
+        used = threads or cpu_threads()
+        torch.set_num_threads(used)
     try:
         with quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(name)
-            model: Any = AutoModelForCausalLM.from_pretrained(name, **extra)
+            model: Any = AutoModelForCausalLM.from_pretrained(name)  # SDPA by default
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load the scorer model {name!r}: {exc}") from exc
     if getattr(model, "loss_type", None) is None:
         model.loss_type = "ForCausalLM"  # what transformers falls back to, minus its warning
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return Scorer(name=name, model=model.to(where), tokenizer=tokenizer, device=where)
+    model = model.to(where)
+    backbone = head = None
+    if type(model).__name__ in PLAIN_HEAD_MODELS:
+        backbone, head = model.base_model, model.get_output_embeddings()
+        if where.startswith("cuda"):
+            backbone = torch.compile(backbone, dynamic=True)
+    return Scorer(
+        name=name,
+        model=model,
+        tokenizer=tokenizer,
+        device=where,
+        backbone=backbone,
+        head=head,
+        threads=used,
+    )
 
 
 def encode_batch(
@@ -111,16 +191,35 @@ def encode_batch(
 @dataclass(frozen=True)
 class Encoded:
     """Every sample tokenised once (prompt + response ids, where the response starts), reused
-    by every scoring pass and training epoch."""
+    by every scoring pass and training epoch; also held as one flat array (``tokens``, with
+    each sample's ``offset`` and ``length``) so a batch is cut out without a loop per sample."""
 
     ids: list[list[int]]
     starts: list[int]
+    tokens: np.ndarray = field(init=False, repr=False, compare=False)
+    offset: np.ndarray = field(init=False, repr=False, compare=False)
+    length: np.ndarray = field(init=False, repr=False, compare=False)
+    start: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        length = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        offset = np.zeros(len(length), dtype=np.int64)
+        np.cumsum(length[:-1], out=offset[1:])
+        tokens = np.fromiter(itertools.chain.from_iterable(self.ids), np.int64, int(length.sum()))
+        object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "start", np.asarray(self.starts, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        return self.length
+
+    def subset(self, count: int) -> Encoded:
+        """The first ``count`` samples."""
+        return Encoded(self.ids[:count], self.starts[:count])
 
 
 def encode_all(
@@ -137,26 +236,37 @@ def encode_all(
     return Encoded(ids, starts)
 
 
-def _tensors(
-    scorer: Scorer, encoded: Encoded, rows: Sequence[int] | np.ndarray
-) -> tuple[Any, Any, Any]:
-    """Input ids, attention mask and labels of ``rows``, padded to the longest of them (not to
-    the context), on the scorer's device."""
-    import torch
+@dataclass(frozen=True)
+class Batch:
+    """Rows of :class:`Encoded` padded (on the right) to the longest of them, and where their
+    response tokens are: ``positions`` (flat indices into [rows, width]) of the tokens that
+    predict a response token, ``targets`` the tokens predicted, ``row`` the row of each."""
 
-    ids = [encoded.ids[i] for i in rows]
-    starts = [encoded.starts[i] for i in rows]
-    width = max(len(x) for x in ids)
-    pad = scorer.tokenizer.pad_token_id
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    labels = torch.full((len(ids), width), -100, dtype=torch.long)
-    for row, (tokens, start) in enumerate(zip(ids, starts, strict=True)):
-        input_ids[row, : len(tokens)] = torch.tensor(tokens)
-        mask[row, : len(tokens)] = 1
-        labels[row, start : len(tokens)] = input_ids[row, start : len(tokens)]
-    device = scorer.device
-    return input_ids.to(device), mask.to(device), labels.to(device)
+    input_ids: np.ndarray
+    positions: np.ndarray
+    targets: np.ndarray
+    row: np.ndarray
+
+
+def make_batch(encoded: Encoded, rows: Sequence[int] | np.ndarray, pad: int) -> Batch:
+    """:class:`Batch` of ``rows``: numpy indexing, no loop over samples."""
+    rows = np.asarray(rows, dtype=np.int64)
+    length, start = encoded.length[rows], encoded.start[rows]
+    width = int(length.max())
+    col = np.arange(width)
+    inside = col[None, :] < length[:, None]
+    at = np.minimum(encoded.offset[rows][:, None] + col[None, :], max(len(encoded.tokens) - 1, 0))
+    input_ids = np.where(inside, encoded.tokens[at], pad)
+    # Position p predicts token p + 1: the response's tokens [start, length) are predicted from
+    # positions [start - 1, length - 1).
+    predicts = (col[None, :] >= start[:, None] - 1) & (col[None, :] < length[:, None] - 1)
+    positions = np.flatnonzero(predicts.ravel())
+    return Batch(
+        input_ids=input_ids,
+        positions=positions,
+        targets=input_ids.ravel()[positions + 1],
+        row=positions // width,
+    )
 
 
 def _autocast(scorer: Scorer) -> Any:
@@ -171,18 +281,57 @@ def _autocast(scorer: Scorer) -> Any:
     return contextlib.nullcontext()
 
 
-# Scoring needs no gradients: its batches hold this many times the training batch's rows.
+def response_losses(scorer: Scorer, batch: Batch) -> Any:
+    """Negative log-likelihood of every response token of ``batch`` (a 1-d float32 tensor in
+    the order of ``batch.positions``).
+
+    The batch is padded on the right and the model is causal, so no token attends to padding
+    and no attention mask is needed (SDPA's causal kernel). The output layer runs on the
+    positions that predict a response token only, not on the prompt's (most of a sample).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = scorer.device
+    input_ids = torch.from_numpy(batch.input_ids).to(device, non_blocking=True)
+    positions = torch.from_numpy(batch.positions).to(device, non_blocking=True)
+    targets = torch.from_numpy(batch.targets).to(device, non_blocking=True)
+    with _autocast(scorer):
+        if scorer.head is not None:
+            hidden = scorer.backbone(input_ids=input_ids, use_cache=False)[0]
+            logits = scorer.head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions))
+        else:
+            logits = scorer.model(input_ids=input_ids, use_cache=False).logits
+            logits = logits.reshape(-1, logits.shape[-1]).index_select(0, positions)
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+# Scoring needs no gradients: its batches hold up to this many times the training batch's
+# tokens (``batch_size x max_tokens``), as many rows as fit.
 SCORING_BATCH_FACTOR = 4
 # Training batches are drawn from windows of this many batches sorted by length (similar
 # lengths together, little padding), in a shuffled order.
 LENGTH_WINDOW_BATCHES = 50
 
 
-def scoring_batches(encoded: Encoded, batch_size: int) -> list[np.ndarray]:
+def scoring_batches(encoded: Encoded, rows: int, tokens: int | None = None) -> list[np.ndarray]:
     """Rows in batches of similar length (shortest first): the same results as any order,
-    with the least padding."""
+    with the least padding. At most ``rows`` rows, or with ``tokens``, as many rows as keep
+    rows x the longest of them within ``tokens`` (at least one)."""
     order = np.argsort(encoded.lengths(), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if tokens is None:
+        return [order[i : i + rows] for i in range(0, len(order), rows)]
+    lengths = encoded.lengths()[order]
+    batches, first = [], 0
+    while first < len(order):
+        # Sorted ascending: the longest row of [first, last) is lengths[last - 1], and no more
+        # rows than the budget holds of the shortest one can fit.
+        window = lengths[first : first + max(1, tokens // max(int(lengths[first]), 1))]
+        fits = np.flatnonzero(np.arange(1, len(window) + 1) * window <= tokens)
+        last = first + (int(fits[-1]) + 1 if len(fits) else 1)
+        batches.append(order[first:last])
+        first = last
+    return batches
 
 
 def training_batches(encoded: Encoded, plan: TrainingPlan, epoch: int) -> list[np.ndarray]:
@@ -210,24 +359,19 @@ def perplexities(
 ) -> np.ndarray:
     """Perplexity of each sample's response tokens under the scorer as it is now."""
     import torch
-    import torch.nn.functional as F
 
     progress = progress or NullProgress()
     encoded = _encoded(scorer, samples, plan)
     out = np.empty(len(encoded), dtype=np.float64)
     scorer.model.eval()
+    budget = plan.batch_size * SCORING_BATCH_FACTOR * plan.max_tokens
     with torch.inference_mode():
-        for rows in scoring_batches(encoded, plan.batch_size * SCORING_BATCH_FACTOR):
-            input_ids, mask, labels = _tensors(scorer, encoded, rows)
-            with _autocast(scorer):
-                logits = scorer.model(input_ids=input_ids, attention_mask=mask).logits
-            targets = labels[:, 1:]
-            nll = F.cross_entropy(
-                logits[:, :-1].float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
-            )
-            counted = (targets != -100).sum(dim=1).clamp(min=1)
-            mean_nll = (nll.sum(dim=1) / counted).double().cpu().numpy()
-            out[rows] = np.exp(np.minimum(mean_nll, 700.0))
+        for rows in scoring_batches(encoded, len(encoded), budget):
+            batch = make_batch(encoded, rows, scorer.pad_id)
+            nll = response_losses(scorer, batch).double().cpu().numpy()
+            sums = np.bincount(batch.row, weights=nll, minlength=len(rows))
+            counts = np.maximum(np.bincount(batch.row, minlength=len(rows)), 1)
+            out[rows] = np.exp(np.minimum(sums / counts, 700.0))
             progress.advance(len(rows), **figures)
     return out
 
@@ -248,24 +392,34 @@ def train_epoch(
     epoch: int,
     progress: Progress | None = None,
 ) -> float:
-    """One shuffled pass of training on every sample; returns the mean training loss."""
+    """One shuffled pass of training on every sample (the loss: the mean over the batch's
+    response tokens); returns the mean training loss."""
     import torch
 
     progress = progress or NullProgress()
     encoded = _encoded(scorer, samples, plan)
     scorer.model.train()
-    total, steps = 0.0, 0
+    parameters = [p for p in scorer.model.parameters() if p.requires_grad]
+    losses = []
     for rows in training_batches(encoded, plan, epoch):
-        input_ids, mask, labels = _tensors(scorer, encoded, rows)
-        with _autocast(scorer):
-            loss = scorer.model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss = response_losses(scorer, make_batch(encoded, rows, scorer.pad_id)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(scorer.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-        total, steps = total + float(loss.detach()), steps + 1
-        progress.advance(len(rows), phase=f"train {epoch}/{plan.epochs}", loss=total / steps)
-    return total / max(steps, 1)
+        losses.append(loss.detach())
+        progress.advance(len(rows), phase=f"train {epoch}/{plan.epochs}")
+    # One device-to-host copy per epoch, not one per step.
+    return float(torch.stack(losses).mean()) if losses else 0.0
+
+
+def make_optimizer(scorer: Scorer, plan: TrainingPlan) -> Any:
+    """AdamW at the plan's learning rate, its fused kernel (one operation per step, not a few
+    per parameter tensor) on a CPU or GPU."""
+    import torch
+
+    fused = scorer.device.split(":")[0] in ("cpu", "cuda")
+    return torch.optim.AdamW(scorer.model.parameters(), lr=plan.learning_rate, fused=fused)
 
 
 def perplexity_traces(
@@ -280,7 +434,7 @@ def perplexity_traces(
 
     progress = progress or NullProgress()
     torch.manual_seed(plan.seed)
-    optimizer = torch.optim.AdamW(scorer.model.parameters(), lr=plan.learning_rate)
+    optimizer = make_optimizer(scorer, plan)
     progress.start(len(samples) * (2 * plan.epochs + 1), f"learning percentage ({scorer.device})")
     encoded = encode_all(scorer.tokenizer, samples, plan.max_tokens)
     traces = np.empty((len(samples), plan.epochs + 1), dtype=np.float64)

@@ -24,12 +24,18 @@ def make_tiny_scorer(
     context: int = 512,
     vocab_size: int = 4000,
     embedding_rows: int | None = None,
+    dropout: float = 0.0,
+    activation: str = "gelu_pytorch_tanh",
     seed: int = 0,
 ) -> Path:
     """Build, save and return a folder ``transformers`` loads with ``AutoModelForCausalLM``.
 
     ``embedding_rows`` pads the model's vocabulary (e.g. to GPT-2's 50,257) to reach a given
-    model size; the tokenizer only ever emits its own ids.
+    model size; the tokenizer only ever emits its own ids. By default the model trains without
+    dropout (like Pythia, Llama or Qwen; GPT-2 itself has 0.1) and its GELU is PyTorch's fused
+    tanh approximation (GPT-2's ``gelu_new`` is the same function in separate operations): on
+    a CPU, drawing dropout masks and unfused element-wise steps cost more than the matrix
+    products of a model this small.
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -49,6 +55,10 @@ def make_tiny_scorer(
         n_embd=dim,
         n_layer=layers,
         n_head=heads,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        activation_function=activation,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from dynosaur.errors import UsageError
 from dynosaur.select.scorer import (
     Encoded,
     TrainingPlan,
+    cpu_threads,
     encode_batch,
     load_scorer,
+    make_batch,
     perplexities,
     perplexity_traces,
     prompt_text,
@@ -91,3 +94,43 @@ def test_epochs_see_every_sample_once_in_shuffled_batches_of_similar_length() ->
     scored = scoring_batches(encoded, 32)
     assert sorted(np.concatenate(scored).tolist()) == list(range(1000))
     assert all(lengths[a].max() <= lengths[b].min() for a, b in itertools.pairwise(scored))
+
+
+def test_the_output_layer_on_response_tokens_only_scores_as_the_whole_model_does(
+    tiny_scorer: Path,
+) -> None:
+    scorer = load_scorer(str(tiny_scorer), device="cpu")
+    assert scorer.head is not None  # GPT-2: the split into base model and output layer is exact
+    plan = TrainingPlan(batch_size=4)
+    split = perplexities(scorer, SAMPLES, plan)
+    whole = perplexities(dataclasses.replace(scorer, backbone=None, head=None), SAMPLES, plan)
+    np.testing.assert_allclose(split, whole, rtol=1e-5)
+    # Right padding needs no attention mask: a sample scores the same alone as in any batch.
+    alone = [perplexities(scorer, [s], plan)[0] for s in SAMPLES[:3]]
+    np.testing.assert_allclose(split[:3], alone, rtol=1e-5)
+
+
+def test_a_batch_is_cut_from_the_flat_tokens_with_the_response_positions_and_targets() -> None:
+    encoded = Encoded([[5, 6, 7, 8], [9, 10]], [2, 1])
+    batch = make_batch(encoded, [1, 0], pad=0)
+    assert batch.input_ids.tolist() == [[9, 10, 0, 0], [5, 6, 7, 8]]
+    # Row 0 (sample 1): position 0 predicts 10. Row 1 (sample 0): positions 1, 2 predict 7, 8.
+    assert batch.positions.tolist() == [0, 5, 6]
+    assert batch.targets.tolist() == [10, 7, 8] and batch.row.tolist() == [0, 1, 1]
+
+
+def test_scoring_batches_fill_a_token_budget_with_rows_of_similar_length() -> None:
+    lengths = np.random.default_rng(1).integers(5, 500, size=1000)
+    encoded = Encoded([[1] * int(n) for n in lengths], [1] * len(lengths))
+    batches = scoring_batches(encoded, len(encoded), tokens=4096)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(len(b) * lengths[b].max() <= 4096 for b in batches)
+    assert len(batches) < 1000 // 8  # short rows share a batch: far fewer than 8 rows each
+    # A sample longer than the budget still gets a batch of its own.
+    assert [len(b) for b in scoring_batches(Encoded([[1] * 50], [1]), 1, tokens=10)] == [1]
+
+
+def test_cpu_threads_are_at_least_one_and_at_most_the_usable_cores() -> None:
+    import os
+
+    assert 1 <= cpu_threads() <= len(os.sched_getaffinity(0))
