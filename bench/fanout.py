@@ -21,7 +21,8 @@ the very same requests (our prompts for those configs):
 
 (1), (2) and (3, ours) are medians of ``--repeat`` runs (default 3); between runs the generated
 state is reset (ledger, generations, tasks; configs back to ``collected``; then ``VACUUM
-ANALYZE``, so no run meets the dead rows of the one before) so every run sends every call. The emulators run in their own processes, as real services would.
+ANALYZE``, so no run meets the dead rows of the one before) so every run sends every call.
+The emulators run in their own processes, as real services would.
 
     DYNOSAUR_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/fanout.py [--configs 300] [--latency 0.3]
