@@ -203,17 +203,23 @@ class FanOut:
             async with LLMClient(self.settings) as client:
                 started: list[asyncio.Task[None]] = []
                 sending: dict[str, asyncio.Task[None]] = {}
-                for plan in chunks:
-                    groups, requests, bases = await self.db(plan)
-                    self.bases.update(bases)
-                    reused = await self.db(self._reuse_known, groups, requests)
-                    self._serve_reused(groups, requests, reused)
-                    for digest, members in groups.items():
-                        request = requests[digest]
-                        job = self._one(client, jobs, wire, claims, writes, request, members)
-                        task = asyncio.create_task(_after(sending.get(digest), job))
-                        sending[digest] = task
-                        started.append(task)
+                try:
+                    for plan in chunks:
+                        groups, requests, bases = await self.db(plan)
+                        self.bases.update(bases)
+                        reused = await self.db(self._reuse_known, groups, requests)
+                        self._serve_reused(groups, requests, reused)
+                        for digest, members in groups.items():
+                            request = requests[digest]
+                            job = self._one(client, jobs, wire, claims, writes, request, members)
+                            task = asyncio.create_task(_after(sending.get(digest), job))
+                            sending[digest] = task
+                            started.append(task)
+                except Exception:
+                    # Planning a later chunk failed (the store): the calls already started
+                    # finish and are recorded before the error is raised.
+                    await asyncio.gather(*started, return_exceptions=True)
+                    raise
                 await asyncio.gather(*started)
             self._executor = None
 

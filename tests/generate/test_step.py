@@ -485,3 +485,23 @@ def test_a_request_planned_again_by_a_later_chunk_is_sent_once(
     assert summary.figures["calls_sent"] == llm.status_counts[200] == 5
     assert summary.figures["calls_reused"] == 1
     assert progress.total == progress.advanced == 6
+
+
+def test_a_chunk_that_cannot_be_planned_lets_the_calls_already_started_finish(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    # Concurrency 2: chunks of 2, 4... configs; the fourth config's fields cannot be read, so the
+    # second chunk fails to plan while the first chunk's calls are on the wire.
+    ids = insert_configs(store, 6)
+    with store.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE dataset_config SET fields = '[{\"bogus\": 1}]' WHERE id = :c"),
+            {"c": ids[3]},
+        )
+    llm = emulator(latency=0.2)
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=2)
+    with pytest.raises(KeyError):
+        generate(tuned, store, ids, run_key="r")
+    done = rows_of(store, "SELECT id FROM dataset_config WHERE status = 'generated' ORDER BY id")
+    assert [r.id for r in done] == ids[:2]
+    assert scalar_of(store, "SELECT count(*) FROM llm_call WHERE status <> 'succeeded'") == 0
