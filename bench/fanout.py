@@ -11,7 +11,7 @@ the very same requests (our prompts for those configs):
    x latency (every wave takes exactly the latency and nothing else costs anything); a ratio
    below 1, higher is better.
 2. **client alone**: the same requests through the LLM client at the same concurrency, no store
-   and no ledger (what the SDK, the transport and the emulator reach on this machine right now).
+   and no ledger (what the client, its transport and the emulator reach on this machine right now).
    Printed as its own achieved/ideal and as fan-out / client-alone.
 3. **end to end**: ``dynosaur generate --limit N`` in a fresh process (process start, imports,
    migrations check and the step), against the original's loop: one call at a time with the
@@ -20,8 +20,9 @@ the very same requests (our prompts for those configs):
    favour). Printed as a speed-up (original / ours).
 
 (1), (2) and (3, ours) are medians of ``--repeat`` runs (default 3); between runs the generated
-state is reset (ledger, generations, tasks; configs back to ``collected``) so every run sends
-every call. The emulators run in their own processes, as real services would.
+state is reset (ledger, generations, tasks; configs back to ``collected``; then ``VACUUM
+ANALYZE``, so no run meets the dead rows of the one before) so every run sends every call.
+The emulators run in their own processes, as real services would.
 
     DYNOSAUR_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/fanout.py [--configs 300] [--latency 0.3]
@@ -158,6 +159,10 @@ def reset(engine: Engine) -> None:
             "UPDATE dataset_config SET status = 'collected', reason = NULL, message = NULL, "
             "notes = '{}' WHERE status IN ('generated', 'failed', 'deferred')"
         )
+    # The deletes leave dead rows and stale statistics that no real store carries (autovacuum
+    # would clean them): every run starts from a store like the first run's.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 def fan_out(settings: Any, engine: Engine, ids: list[int]) -> tuple[float, int]:

@@ -1,8 +1,14 @@
-"""The LLM client: the official ``openai`` async SDK's typed ``chat.completions.create`` against
-any OpenAI-compatible endpoint, retried by the project's one policy (:mod:`dynosaur.retry`).
+"""The LLM client: chat completions against any OpenAI-compatible endpoint (``POST
+{llm_base_url}/chat/completions``), sent with ``aiohttp`` and retried by the project's one policy
+(:mod:`dynosaur.retry`).
 
-The SDK's retries are off (``max_retries=0``) because the ledger must know every attempt and
-because the policy is ours. Each failed attempt is classified:
+It speaks the wire protocol itself rather than through the ``openai`` SDK: the SDK's typed call
+costs several times the CPU of the request itself at fan-out (building and checking the typed
+request, its response model) and its import alone takes about half a second of every run's start.
+What it sends is what the SDK sends (the JSON body, ``Authorization: Bearer``); errors are read
+from status codes, headers and the OpenAI-style error body as the SDK reads them.
+
+Every failed attempt is classified:
 
 - transient (another attempt, now or in a later run, may succeed): connection errors, timeouts,
   HTTP 408/409/5xx, 429 rate limits, a 200 whose body is not a chat completion. Retried with
@@ -17,27 +23,26 @@ because the policy is ours. Each failed attempt is classified:
 successful answers are read too: when a quota is used up, the client waits for its reset before
 the next attempt of any call (one pause shared by the run's calls).
 
-One instance per run: it owns one HTTP pool (the SDK's aiohttp transport when ``aiohttp`` is
-installed: a fraction of the default transport's CPU per request at 32 in flight). The API key is
-handed to the SDK and nowhere else: messages are built from status codes and error bodies and
-scrubbed (:func:`dynosaur.redact.redact`, the key included), and the SDK's exception is never
-chained into ours.
+One instance per run: it owns one HTTP session (one connection pool, opened on the first call).
+The API key goes into the ``Authorization`` header and nowhere else: messages are built from
+status codes and error bodies and scrubbed (:func:`dynosaur.redact.redact`, the key included), and
+the transport's exception is never chained into ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import httpx2
-import openai
+import aiohttp
 
-from dynosaur import redact
+from dynosaur import __version__, redact
 from dynosaur.errors import LLMError
 from dynosaur.reasons import Reason
 from dynosaur.retry import Failure, RetryPolicy, call_with_retries, server_wait_seconds
@@ -90,6 +95,17 @@ class _Malformed(Exception):
     """The endpoint answered 200 with a body that is not a chat completion."""
 
 
+class _StatusError(Exception):
+    """The endpoint answered an HTTP error: its status, headers (names in lower case) and body
+    (parsed JSON, else the text)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: object) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
 class LLMClient:
     """Sends chat completions with retries; one instance per run (it owns an HTTP pool)."""
 
@@ -102,13 +118,15 @@ class LLMClient:
     ) -> None:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
         self._secret = key
-        self._sdk = openai.AsyncOpenAI(
-            base_url=settings.llm_base_url,
-            api_key=key or NO_KEY,
-            max_retries=0,
-            timeout=settings.llm_timeout_s,
-            http_client=_http_client(),
-        )
+        self._url = settings.llm_base_url.rstrip("/") + "/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {key or NO_KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"dynosaur/{__version__}",
+        }
+        self._pool_size = max(100, settings.llm_concurrency)
+        self._session: aiohttp.ClientSession | None = None
         self.timeout_s = settings.llm_timeout_s
         self.policy = RetryPolicy(
             attempts=settings.llm_max_retries + 1,
@@ -120,15 +138,47 @@ class LLMClient:
         self._rng = rng or random.Random()
         self._resume_at = 0.0  # monotonic time before which no attempt starts (quota used up)
 
+    def _open(self) -> aiohttp.ClientSession:
+        """The run's HTTP session, opened on first use (inside the running event loop)."""
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+            )
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                timeout=timeout,
+                trust_env=True,  # proxies from the environment, as the SDK's transport does
+            )
+        return self._session
+
     async def close(self) -> None:
         """Close the HTTP pool."""
-        await self._sdk.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> LLMClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def _post(self, body: bytes) -> tuple[object, Mapping[str, str]]:
+        """One attempt on the wire: the answer's JSON and its headers; raises
+        :class:`_StatusError` for an HTTP error, :class:`_Malformed` for a 200 that is not JSON,
+        the transport's exceptions for the rest."""
+        session = self._open()
+        async with session.post(
+            self._url, data=body, headers=self._headers, allow_redirects=False
+        ) as response:
+            raw = await response.read()
+            if response.status >= 300:
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                raise _StatusError(response.status, headers, _body(raw))
+            try:
+                return json.loads(raw), response.headers
+            except ValueError as exc:
+                raise _Malformed(f"the body is not JSON ({exc})") from None
 
     async def complete(
         self,
@@ -145,6 +195,8 @@ class LLMClient:
         """
         started = time.monotonic()
         attempts = 0
+        # The body is built once; every attempt sends the same bytes.
+        body = json.dumps({"model": model, "messages": list(messages), **parameters}).encode()
 
         async def attempt() -> tuple[str, str | None, int | None, int | None, str | None]:
             nonlocal attempts, started
@@ -156,13 +208,9 @@ class LLMClient:
             attempts += 1
             started = time.monotonic()
             async with asyncio.timeout(self.timeout_s):
-                raw = await self._sdk.chat.completions.with_raw_response.create(
-                    model=model, messages=cast(Any, list(messages)), **parameters
-                )
-            self._observe(raw.headers)
-            # The typed call builds and checks the request; the answer is read as plain JSON
-            # (building the SDK's model of it costs CPU at fan-out and checks nothing more).
-            return _read(raw.http_response.json())
+                answer, headers = await self._post(body)
+            self._observe(headers)
+            return _read(answer)
 
         def on_retry(failure: Failure, wait: float) -> None:
             log.info("LLM attempt failed (%s); retrying in %.2fs", failure.reason, wait)
@@ -212,25 +260,22 @@ class LLMClient:
     def _classify(self, exc: BaseException) -> Failure | None:
         """What a failed attempt means; None for exceptions that are bugs of ours (and for
         :class:`CallStopped`, which is raised as it is)."""
-        if isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, _StatusError):
             return self._status_failure(exc)
-        if isinstance(exc, openai.APITimeoutError) and isinstance(
-            exc.__cause__, httpx2.ConnectTimeout | httpx2.ConnectError
-        ):
-            # The aiohttp transport reports a refused connection as a connect timeout.
+        if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
             return _transient(Reason.LLM_CONNECTION_ERROR, "the endpoint could not be reached")
-        if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        if isinstance(exc, TimeoutError):  # asyncio's and aiohttp's read timeouts alike
             return _transient(Reason.LLM_TIMEOUT, f"no answer within {self.timeout_s:g}s")
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, aiohttp.ClientError | ConnectionError):
             return _transient(Reason.LLM_CONNECTION_ERROR, "the endpoint could not be reached")
-        if isinstance(exc, _Malformed | openai.OpenAIError | ValueError):
+        if isinstance(exc, _Malformed):
             # A 200 whose body is not a chat completion: the server misbehaved, try again.
             return _transient(Reason.LLM_ERROR, self._scrub(f"malformed answer: {exc}"))
         return None
 
-    def _status_failure(self, exc: openai.APIStatusError) -> Failure:
-        status = exc.status_code
-        headers = exc.response.headers
+    def _status_failure(self, exc: _StatusError) -> Failure:
+        status = exc.status
+        headers = exc.headers
         code, kind, message = _error_fields(exc)
         detail = self._scrub(f"HTTP {status}: {message}")
         wait = server_wait_seconds(headers)
@@ -263,14 +308,13 @@ def _transient(reason: Reason, message: str) -> Failure:
     return Failure(message, reason=reason.value, transient=True)
 
 
-def _http_client() -> openai.DefaultAsyncHttpxClient | None:
-    """The SDK's aiohttp transport when ``aiohttp`` is installed (the SDK's advice for high
-    concurrency: a fraction of the CPU per request), else None: the SDK's default transport."""
+def _body(raw: bytes) -> object:
+    """An error answer's body: its JSON when it is JSON, else its text."""
+    text = raw.decode("utf-8", errors="replace")
     try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        return None
-    return openai.DefaultAioHttpClient()
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _read(completion: object) -> tuple[str, str | None, int | None, int | None, str | None]:
@@ -306,16 +350,17 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _error_fields(exc: openai.APIStatusError) -> tuple[str | None, str | None, str]:
+def _error_fields(exc: _StatusError) -> tuple[str | None, str | None, str]:
     """(code, type, message) of an error answer, as far as its body says."""
     body = exc.body
     error = body.get("error", body) if isinstance(body, dict) else None
+    fallback = f"Error code: {exc.status} - {body}"
     if isinstance(error, dict):
         code, kind = error.get("code"), error.get("type")
         message = error.get("message")
         return (
             code if isinstance(code, str) else None,
             kind if isinstance(kind, str) else None,
-            str(message if message is not None else exc.message)[:_MESSAGE_CHARS],
+            str(message if message is not None else fallback)[:_MESSAGE_CHARS],
         )
-    return None, None, str(exc.message)[:_MESSAGE_CHARS]
+    return None, None, fallback[:_MESSAGE_CHARS]

@@ -10,9 +10,10 @@ what it did not send is deferred to a later run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -43,6 +44,11 @@ _NOT_UNREACHABLE = frozenset(
 
 # Requests to send, by hash, with the generations each answers (several configs may share one).
 Groups = dict[str, list[GenerationRow]]
+# What planning a chunk of configs gives: its groups, their requests by hash, and the first
+# request (attempt 0) of each prompt whose request is a later attempt, by that request's hash.
+Planned = tuple[Groups, dict[str, CallRequest], dict[str, CallRequest]]
+# A request the ledger already answered, and what recording it for its generations gave.
+Reused = tuple[Finished, Outcome]
 
 
 @dataclass
@@ -126,25 +132,34 @@ class FanOut:
 
     # --- the run --------------------------------------------------------------------------------
 
-    def reuse_known(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
-        """Answer every request the ledger already holds, before any call is sent (removes them
-        from ``groups`` and ``requests``). A stored answer that is unusable is not served: its
-        prompt's next attempt takes its place in ``groups``."""
+    def _reuse_known(self, groups: Groups, requests: dict[str, CallRequest]) -> list[Reused]:
+        """Record every request of ``groups`` that the ledger already holds (store work, in a
+        store thread); :meth:`_serve_reused` then takes them out of the groups."""
         known = [
             Finished(record.id, requests[digest], groups[digest], record=record)
             for digest, record in self.ledger.succeeded(groups).items()
         ]
-        retries: list[Finished] = []
+        reused: list[Reused] = []
         for start in range(0, len(known), _REUSE_BATCH):
             batch = known[start : start + _REUSE_BATCH]
-            for item, outcome in zip(batch, self.recorder.record(batch), strict=True):
-                self._count(outcome, item.members)
-                self.figures.calls_reused += 1
-                if outcome.state == "retry":
-                    retries.append(item)
-                else:
-                    self._advance(len(item.members))
-        for item in known:
+            reused.extend(zip(batch, self.recorder.record(batch), strict=True))
+        return reused
+
+    def _serve_reused(
+        self, groups: Groups, requests: dict[str, CallRequest], reused: list[Reused]
+    ) -> None:
+        """Count the answers the ledger already held and remove them from ``groups`` and
+        ``requests``. A stored answer that is unusable is not served: its prompt's next attempt
+        takes its place in ``groups``."""
+        retries: list[Finished] = []
+        for item, outcome in reused:
+            self._count(outcome, item.members)
+            self.figures.calls_reused += 1
+            if outcome.state == "retry":
+                retries.append(item)
+            else:
+                self._advance(len(item.members))
+        for item, _ in reused:
             del groups[item.request.request_hash], requests[item.request.request_hash]
         for item in retries:
             base = self.bases.pop(item.request.request_hash, item.request)
@@ -153,20 +168,27 @@ class FanOut:
             requests[following.request_hash] = following
             self.bases[following.request_hash] = base
 
-    def run(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
-        """Send every request of ``groups`` (see :meth:`fan_out`), from synchronous code."""
-        if groups:
-            asyncio.run(self.fan_out(groups, requests))
+    def run(self, chunks: Sequence[Callable[[], Planned]]) -> None:
+        """Send every request the chunks plan (see :meth:`fan_out`), from synchronous code."""
+        if chunks:
+            asyncio.run(self.fan_out(chunks))
 
-    async def fan_out(self, groups: Groups, requests: dict[str, CallRequest]) -> None:
-        """Send every remaining request, at most ``llm_concurrency`` on the wire at a time.
+    async def fan_out(self, chunks: Sequence[Callable[[], Planned]]) -> None:
+        """Send every request the chunks plan, at most ``llm_concurrency`` on the wire at a time.
+
+        Each chunk is planned in a store thread (prompts, generation rows) while the requests
+        of the chunks before it are on the wire, so only the first, small chunk's planning comes
+        before the first call. Answers the ledger already holds are served without a call. A
+        request that an earlier chunk is still sending waits for it (and is then served from the
+        ledger), so one request is never sent twice by a run.
 
         A job claims its request, sends it, and records the answer. Only the sending holds one
         of the ``llm_concurrency`` wire slots. Claims run ahead of the wire (at most twice the
-        concurrency claimed and not answered), and recording is off the critical path: an answer
-        leaves its job slot at once for the writer, which batches answers into one transaction
-        while calls continue (at most ``llm_concurrency`` answers wait to be written: what a
-        crash can leave answered but unrecorded is bounded by twice the concurrency).
+        concurrency claimed and not answered, so that claims do not sit out their lease before
+        they are sent), and recording is off the critical path: an answer leaves its job slot at
+        once for the writer, which batches answers into one transaction while calls continue (at
+        most ``llm_concurrency`` answers wait to be written: what a crash can leave answered but
+        unrecorded is bounded by twice the concurrency).
         """
         concurrency = self.settings.llm_concurrency
         self._settle = asyncio.Condition()
@@ -179,12 +201,26 @@ class FanOut:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dynosaur-db") as pool:
             self._executor = pool
             async with LLMClient(self.settings) as client:
-                await asyncio.gather(
-                    *(
-                        self._one(client, jobs, wire, claims, writes, requests[digest], members)
-                        for digest, members in groups.items()
-                    )
-                )
+                started: list[asyncio.Task[None]] = []
+                sending: dict[str, asyncio.Task[None]] = {}
+                try:
+                    for plan in chunks:
+                        groups, requests, bases = await self.db(plan)
+                        self.bases.update(bases)
+                        reused = await self.db(self._reuse_known, groups, requests)
+                        self._serve_reused(groups, requests, reused)
+                        for digest, members in groups.items():
+                            request = requests[digest]
+                            job = self._one(client, jobs, wire, claims, writes, request, members)
+                            task = asyncio.create_task(_after(sending.get(digest), job))
+                            sending[digest] = task
+                            started.append(task)
+                except Exception:
+                    # Planning a later chunk failed (the store): the calls already started
+                    # finish and are recorded before the error is raised.
+                    await asyncio.gather(*started, return_exceptions=True)
+                    raise
+                await asyncio.gather(*started)
             self._executor = None
 
     async def _claim(
@@ -394,3 +430,11 @@ class FanOut:
             tokens=f.tokens_in + f.tokens_out,
             usd=round(f.cost_usd, 4),
         )
+
+
+async def _after(earlier: asyncio.Task[None] | None, job: Awaitable[None]) -> None:
+    """Run ``job`` once ``earlier`` (the same request, planned by an earlier chunk) is done."""
+    if earlier is not None:
+        with contextlib.suppress(Exception):  # its own task reports it
+            await asyncio.shield(earlier)
+    await job

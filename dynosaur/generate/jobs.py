@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dynosaur.generate.ledger import CallRequest, request_hash
 from dynosaur.generate.parsing import answer_schema
 from dynosaur.generate.prompts import PromptBook, prompt_kinds_for
+from dynosaur.model import ConfigMetadata
 from dynosaur.settings import Settings
 from dynosaur.store import generations
 
@@ -119,3 +121,27 @@ def plan_jobs(settings: Settings, engine: Engine, config_ids: Sequence[int]) -> 
             request = CallRequest(digest, model, prompt.messages, parameters, prompt.version)
             jobs.append(Job(config_id, kind.value, request))
     return jobs
+
+
+def count_jobs(settings: Settings, engine: Engine, config_ids: Sequence[int]) -> int:
+    """How many generations :func:`plan_jobs` plans for these configs that have not succeeded
+    yet (what a run is to answer), from the card summaries alone: one small query, so a run
+    knows its total before it plans its prompts."""
+    if not config_ids:
+        return 0
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.summary, array(SELECT g.prompt_kind FROM generation g "
+                "WHERE g.config_id = c.id AND g.status = 'succeeded') AS done "
+                "FROM dataset_config c JOIN hub_dataset d ON d.id = c.hub_dataset_id "
+                "WHERE c.id = ANY(:ids) AND c.status = ANY(:waiting)"
+            ),
+            {"ids": list(set(config_ids)), "waiting": list(generations.WAITING)},
+        ).all()
+    total = 0
+    for summary, done in rows:
+        meta = ConfigMetadata("", "", (), (), summary=summary)
+        kinds = prompt_kinds_for(meta, settings.prompt_kinds)
+        total += sum(1 for kind in kinds if kind.value not in (done or ()))
+    return total

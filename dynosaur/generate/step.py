@@ -9,6 +9,7 @@ waiting for the next run. ``dry_run`` only estimates (:mod:`.estimate`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,8 +19,8 @@ from sqlalchemy.engine import Engine
 from dynosaur.errors import LLMAuthError, LLMQuotaError, ServiceUnavailable
 from dynosaur.generate.cost import model_price, run_budget
 from dynosaur.generate.estimate import estimate
-from dynosaur.generate.fanout import FanOut, Figures, Groups
-from dynosaur.generate.jobs import attempt_request, plan_jobs
+from dynosaur.generate.fanout import FanOut, Figures, Groups, Planned
+from dynosaur.generate.jobs import attempt_request, count_jobs, plan_jobs
 from dynosaur.generate.ledger import CallRequest, Ledger, lease_seconds
 from dynosaur.generate.recording import Recorder
 from dynosaur.model import StepSummary
@@ -66,28 +67,10 @@ def generate(
     """
     budget = run_budget(settings, budget_usd)
     price = model_price(settings, settings.llm_model, budget)
-    jobs = plan_jobs(settings, engine, config_ids)
     ledger = Ledger(engine, lease_s=lease_seconds(settings))
     if dry_run:
+        jobs = plan_jobs(settings, engine, config_ids)
         return estimate(settings, engine, ledger, jobs, price, budget, step=STEP)
-
-    rows = generations.upsert_generations(engine, [j.planned() for j in jobs], run_key)
-    by_key = {(g.config_id, g.prompt_kind): g for g in rows}
-    groups: Groups = defaultdict(list)
-    requests: dict[str, CallRequest] = {}
-    bases: dict[str, CallRequest] = {}
-    for job in jobs:
-        generation = by_key[(job.config_id, job.prompt_kind)]
-        if generation.status == "succeeded":
-            continue
-        # After unusable answers, the prompt's next request is a distinct one (attempt n).
-        request = attempt_request(job.request, generation.unusable_answers)
-        groups[request.request_hash].append(generation)
-        requests[request.request_hash] = request
-        if request is not job.request:
-            bases[request.request_hash] = job.request
-    for members in groups.values():  # one lock order for configs that share a request
-        members.sort(key=lambda g: g.config_id)
 
     recorder = Recorder(
         engine,
@@ -106,11 +89,13 @@ def generate(
         run_key=run_key,
         progress=progress or NullProgress(),
     )
-    fan_out.bases.update(bases)
-    fan_out.progress.start(sum(len(g) for g in groups.values()), STEP)
+    ids = list(dict.fromkeys(config_ids))
+    chunks = plan_chunks(ids, settings.llm_concurrency)
+    fan_out.progress.start(count_jobs(settings, engine, ids), STEP)
     try:
-        fan_out.reuse_known(groups, requests)
-        fan_out.run(groups, requests)
+        fan_out.run(
+            [functools.partial(_plan, settings, engine, chunk, run_key) for chunk in chunks]
+        )
     finally:
         fan_out.progress.finish()
     summary = _summary(engine, config_ids, fan_out.figures)
@@ -136,6 +121,41 @@ def generate(
             deferred=unreachable,
         )
     return summary
+
+
+def plan_chunks(ids: list[int], concurrency: int) -> list[list[int]]:
+    """The configs in the chunks a run plans one after the other: the first fills the wire once
+    (so the first calls go out at once), each next one is twice the one before, so that it is
+    planned while the chunks before it are on the wire."""
+    chunks, start, size = [], 0, max(1, concurrency)
+    while start < len(ids):
+        chunks.append(ids[start : start + size])
+        start, size = start + size, 2 * size
+    return chunks
+
+
+def _plan(settings: Settings, engine: Engine, config_ids: list[int], run_key: str) -> Planned:
+    """Plan a chunk of configs: its jobs, their generation rows, and the requests left to send
+    grouped by hash (a prompt that had unusable answers sends its next attempt)."""
+    jobs = plan_jobs(settings, engine, config_ids)
+    rows = generations.upsert_generations(engine, [j.planned() for j in jobs], run_key)
+    by_key = {(g.config_id, g.prompt_kind): g for g in rows}
+    groups: Groups = defaultdict(list)
+    requests: dict[str, CallRequest] = {}
+    bases: dict[str, CallRequest] = {}
+    for job in jobs:
+        generation = by_key[(job.config_id, job.prompt_kind)]
+        if generation.status == "succeeded":
+            continue
+        # After unusable answers, the prompt's next request is a distinct one (attempt n).
+        request = attempt_request(job.request, generation.unusable_answers)
+        groups[request.request_hash].append(generation)
+        requests[request.request_hash] = request
+        if request is not job.request:
+            bases[request.request_hash] = job.request
+    for members in groups.values():  # one lock order for configs that share a request
+        members.sort(key=lambda g: g.config_id)
+    return dict(groups), requests, bases
 
 
 def _summary(engine: Engine, config_ids: Sequence[int], figures: Figures) -> StepSummary:

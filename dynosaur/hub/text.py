@@ -22,6 +22,9 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ANY_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MAX_DEPTH = 32  # deeper values are rendered as text: no prompt needs more, recursion stays safe
 _MARK = " …"
+# Containers down to this depth are first judged whole from their JSON text (one C-speed pass):
+# a row too long as a whole is then cleaned field by field, its plain fields kept as they are.
+_FAST_DEPTH = 2
 KEY_CHARS = 200  # dict keys (and field names): longer ones are cut
 
 
@@ -91,7 +94,7 @@ def clean_value(
     """A JSON value made storable in ``jsonb``: strings (and keys) cleaned and cut at
     ``max_chars``, lists cut at ``max_items``, non-finite floats turned into None."""
     if (
-        _depth == 0
+        _depth <= _FAST_DEPTH
         and isinstance(value, dict | list)
         and _plainly_clean(value, max_chars, max_items)
     ):

@@ -11,13 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dynosaur.store.batches import batch_figures
+
 # The tables whose rows carry a status that says where they are in the data path.
 STATUS_TABLES = (("datasets", "hub_dataset"), ("configs", "dataset_config"), ("tasks", "task"))
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """One row of the ``batch_summary`` view (the figures a person looks at first)."""
+    """A batch's figures a person looks at first (the columns of the ``batch_summary`` view)."""
 
     batch_id: int
     version: int | None
@@ -60,24 +62,50 @@ class QueryRows:
     rows: list[tuple[Any, ...]]
 
 
+# The figures a summary shows, as ``batch_figures`` stores them in ``batch.figures`` at publish.
+SUMMARY_FIGURES = ("datasets", "configs", "tasks_valid", "tasks_rejected", "instances", "llm_calls")
+
+
 def batch_summaries(
     engine: Engine, *, limit: int | None = None, published_only: bool = False
 ) -> list[BatchSummary]:
-    """Batches from ``batch_summary``: the newest ``limit`` of any status (newest first), or
-    every published one (oldest version first)."""
-    where, order = (
-        ("WHERE status = 'published'", "version") if published_only else ("", "batch_id DESC")
-    )
+    """Batches with their figures: the newest ``limit`` of any status (newest first), or every
+    published one (oldest version first).
+
+    A published or empty batch shows the figures stored when it was published (``batch.figures``,
+    final from then on), so the cost does not grow with the store; only a batch still building or
+    failed (or one published before figures were stored) is counted now, by its own rows.
+    """
+    where, order = ("WHERE status = 'published'", "version") if published_only else ("", "id DESC")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT batch_id, version, status, run_key, window_start, datasets, configs, "
-                "tasks_valid, tasks_rejected, instances, llm_calls, cost_usd "
-                f"FROM batch_summary {where} ORDER BY {order} LIMIT :n"
+                "SELECT id, version, status, run_key, window_start, figures, cost_usd "
+                f"FROM batch {where} ORDER BY {order} LIMIT :n"
             ),
             {"n": limit},
         ).all()
-    return [BatchSummary(**{**row._asdict(), "cost_usd": float(row.cost_usd)}) for row in rows]
+        summaries = []
+        for row in rows:
+            stored = row.figures or {}
+            final = row.status in ("published", "empty")
+            if final and all(k in stored for k in SUMMARY_FIGURES):
+                counts, cost = stored, float(row.cost_usd)
+            else:
+                counts = batch_figures(conn, row.id)
+                cost = float(counts["cost_usd"])
+            summaries.append(
+                BatchSummary(
+                    batch_id=row.id,
+                    version=row.version,
+                    status=row.status,
+                    run_key=row.run_key,
+                    window_start=row.window_start,
+                    **{k: int(counts[k]) for k in SUMMARY_FIGURES},
+                    cost_usd=cost,
+                )
+            )
+    return summaries
 
 
 def rows_by_status(engine: Engine) -> list[StatusCount]:

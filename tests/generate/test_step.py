@@ -438,3 +438,70 @@ def test_insufficient_quota_stops_the_run_after_one_round_of_in_flight_calls(
     configs = rows_of(store, "SELECT status, reason FROM dataset_config")
     assert {(c.status, c.reason) for c in configs} == {("deferred", "llm_quota_exhausted")}
     assert sorted(generate_queue(tuned, store)) == sorted(ids)
+
+
+class _Counted:
+    """A progress that keeps the total it was given and what was advanced."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.advanced = 0
+
+    def start(self, total: int | None, description: str) -> None:
+        self.total = total
+
+    def advance(self, n: int = 1, **figures: object) -> None:
+        self.advanced += n
+
+    def finish(self) -> None:
+        pass
+
+
+def test_a_request_planned_again_by_a_later_chunk_is_sent_once(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    # Planned in chunks of 1, 2, 4... configs (concurrency 1): the first config's copy (another
+    # revision of the same dataset: the very same prompt) is planned by the third chunk.
+    ids = insert_configs(store, 5)
+    with store.begin() as conn:
+        copy = conn.execute(
+            sa.text(
+                "WITH d AS (INSERT INTO hub_dataset (dataset_id, sha, discovered_via, hub_url, "
+                "pretty_name, summary, licenses, languages, status) SELECT dataset_id, 'sha-new', "
+                "discovered_via, hub_url, pretty_name, summary, licenses, languages, status "
+                "FROM hub_dataset WHERE id = (SELECT hub_dataset_id FROM dataset_config "
+                "WHERE id = :c) RETURNING id) "
+                "INSERT INTO dataset_config (hub_dataset_id, config_name, fields, sample_split, "
+                "sample_rows, status) SELECT d.id, config_name, fields, sample_split, sample_rows, "
+                "status FROM dataset_config, d WHERE dataset_config.id = :c RETURNING id"
+            ),
+            {"c": ids[0]},
+        ).scalar_one()
+    llm = emulator(latency=0.05)
+    progress = _Counted()
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=1)
+    summary = generate(tuned, store, [*ids, copy], run_key="r", progress=progress)
+    assert summary.counts == Counter({("generated", None): 6})
+    assert summary.figures["calls_sent"] == llm.status_counts[200] == 5
+    assert summary.figures["calls_reused"] == 1
+    assert progress.total == progress.advanced == 6
+
+
+def test_a_chunk_that_cannot_be_planned_lets_the_calls_already_started_finish(
+    store: Engine, settings: Settings, emulator
+) -> None:
+    # Concurrency 2: chunks of 2, 4... configs; the fourth config's fields cannot be read, so the
+    # second chunk fails to plan while the first chunk's calls are on the wire.
+    ids = insert_configs(store, 6)
+    with store.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE dataset_config SET fields = '[{\"bogus\": 1}]' WHERE id = :c"),
+            {"c": ids[3]},
+        )
+    llm = emulator(latency=0.2)
+    tuned = fast_settings(settings, llm.base_url, llm_concurrency=2)
+    with pytest.raises(KeyError):
+        generate(tuned, store, ids, run_key="r")
+    done = rows_of(store, "SELECT id FROM dataset_config WHERE status = 'generated' ORDER BY id")
+    assert [r.id for r in done] == ids[:2]
+    assert scalar_of(store, "SELECT count(*) FROM llm_call WHERE status <> 'succeeded'") == 0
