@@ -331,7 +331,10 @@ def kill_once(bench: Bench, lane: Lane, ref: Reference, i: int, phase: str, frac
     killed_run = usable(lane.since(mark))
     in_flight = set(killed_run) - recorded
     rerun_mark = lane.mark()
-    code, out = bench.finish(db, lane.llm)
+    rerun = bench.grow(db, lane.llm)
+    code, out = rerun.finish()
+    took = f"hit {hit} at {at:.1f} s; re-run {rerun.seconds:.1f} s"
+    print(f"  kill {i}: {phase}+{offset:.2f}s, {took}", flush=True)
     again = usable(lane.since(rerun_mark))
     twice = answered_twice(killed_run + again)
     allowed = sum(1 for h in set(again) if h in in_flight)
