@@ -217,15 +217,20 @@ def discover_step(
     valid = [i for i in ids if i not in invalid]
     found = None
     if req.window is not None or valid:
-        with datasets.owned_by(batch_id), hub_unreachable(settings):
-            found = hub.discover(
-                settings,
-                engine,
-                window=req.window,
-                ids=valid or None,
-                limit=req.max_datasets,
-                progress=progress,
-            )
+        try:
+            with datasets.owned_by(batch_id), hub_unreachable(settings):
+                found = hub.discover(
+                    settings,
+                    engine,
+                    window=req.window,
+                    ids=valid or None,
+                    limit=req.max_datasets,
+                    progress=progress,
+                )
+        except ServiceUnavailable as exc:
+            note_unreachable(engine, batch_id, exc.service)
+            raise
+    note_unreachable(engine, batch_id, None)
     if found is not None:
         log.info("discover: %s", found.summary.to_json())
     stored = datasets.stored_dataset_ids(engine, valid)
@@ -435,13 +440,35 @@ def end_run(engine: Engine, req: RunRequest, message: str) -> batches.Batch | No
     return batch
 
 
+def note_unreachable(engine: Engine, batch_id: int, service: str | None) -> None:
+    """Record on the batch that its discovery could not reach ``service`` (None: it could);
+    best effort: the database may be what is gone."""
+    import sqlalchemy as sa
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE batch SET unreachable = :s WHERE id = :b "
+                    "AND unreachable IS DISTINCT FROM :s"
+                ),
+                {"b": batch_id, "s": service},
+            )
+    except Exception as exc:
+        log.warning("batch %s: could not note the unreachable service (%s)", batch_id, exc)
+
+
 def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
-    """Work of the batch deferred because a service could not be reached, per service: its
+    """Work of the batch waiting because a service could not be reached, per service: its
     datasets the Hub did not answer for (``hub``), its configs the LLM endpoint did not answer
-    for (``llm``). Empty when there is none."""
+    for (``llm``); a discovery that could not reach the Hub counts as 0 datasets of ``hub``.
+    Empty when there is none."""
     import sqlalchemy as sa
 
     with engine.connect() as conn:
+        noted = conn.execute(
+            sa.text("SELECT unreachable FROM batch WHERE id = :b"), {"b": batch_id}
+        ).scalar_one_or_none()
         rows = conn.execute(
             sa.text(
                 """
@@ -455,7 +482,8 @@ def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
             ),
             {"b": batch_id, "hub": sorted(HUB_UNREACHABLE), "llm": sorted(UNREACHABLE)},
         ).all()
-    return {service: int(n) for service, n in rows if n}
+    found = {service: int(n) for service, n in rows if n}
+    return {noted: 0, **found} if noted else found
 
 
 def failure_of(unreachable: dict[str, int], message: str) -> tuple[Reason, str]:
@@ -465,7 +493,8 @@ def failure_of(unreachable: dict[str, int], message: str) -> tuple[Reason, str]:
     if not unreachable:
         return Reason.RUN_FAILED, message
     what = {"hub": "dataset(s)", "llm": "config(s)"}
-    parts = [f"{SERVICE_NAMES[s]} could not be reached ({n} {what[s]} deferred)"
+    parts = [f"{SERVICE_NAMES[s]} could not be reached "
+             f"({f'{n} {what[s]} deferred' if n else 'discovering the run'})"
              for s, n in sorted(unreachable.items())]  # fmt: skip
     return (
         Reason.SERVICE_UNAVAILABLE,

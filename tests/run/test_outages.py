@@ -17,6 +17,7 @@ from dynosaur.pipeline.run import (
     end_run,
     generate_queue_step,
     generate_step,
+    unreachable_work,
 )
 from dynosaur.settings import Settings
 from dynosaur.store import batches
@@ -121,3 +122,25 @@ def test_the_teardown_says_run_failed_when_no_service_was_unreachable(
     failed = end_run(store, req, TEARDOWN)
     assert failed is not None
     assert (failed.status, failed.reason, failed.message) == ("failed", "run_failed", TEARDOWN)
+
+
+def test_the_teardown_names_the_hub_when_discovery_could_not_reach_it(
+    live: Settings, store: Engine, hub: HubEmulator
+) -> None:
+    day(hub, "2024-03-01")
+    req = request_for(day="2024-03-01")
+    batch_id = begin_run(store, req).batch_id
+    closed = live.model_copy(update={"hub_endpoint": "http://127.0.0.1:9", "hub_max_retries": 0})
+    with pytest.raises(ServiceUnavailable):
+        discover_step(closed, store, req, batch_id=batch_id)
+    assert unreachable_work(store, batch_id) == {"hub": 0}
+    discover_step(live, store, req, batch_id=batch_id)  # an Airflow retry that gets through
+    assert unreachable_work(store, batch_id) == {}
+    with pytest.raises(ServiceUnavailable):
+        discover_step(closed, store, req, batch_id=batch_id)
+
+    failed = end_run(store, req, TEARDOWN)
+    assert failed is not None
+    assert (failed.status, failed.reason) == ("failed", "service_unavailable")
+    assert failed.message is not None
+    assert "the Hub could not be reached (discovering the run)" in failed.message
