@@ -17,7 +17,8 @@ again, and compares what was published with a crash-free reference run:
   in three runs (separate databases, one emulator: each run draws its own faults) over the
   emulated Hub's whole snapshot window (2024-03-01 to 2024-03-05: one day holds only 4 configs,
   too few calls for 20% to draw faults reliably): every config ends with tasks or a capped
-  failure, the faults injected and the unusable answers stored are counted;
+  failure, the faults injected and the unusable answers stored are counted; one more run with
+  ``DYNOSAUR_LLM_MAX_UNUSABLE=1`` makes prompts reach the cap;
 - requests the LLM emulator answered twice: a duplicate is allowed only for a request in flight
   at a kill (its answer was not in the ledger when the process died).
 
@@ -386,39 +387,56 @@ def step_outage(bench: Bench, lane: Lane, ref: Reference, step: str) -> tuple[bo
     return same, f"hit={seen}, {killed} conn killed, exit {first}, re-run exit {code}"
 
 
+def config_ends(bench: Bench, db: str) -> tuple[Counter[tuple[str, str]], int, int, int]:
+    """A run's configs by (status, reason), configs with valid tasks, unusable answers counted
+    on generations and ledger rows noted unusable."""
+    ends: Counter[tuple[str, str]] = Counter()
+    for status, reason, n in bench.query(
+        db, "SELECT status, coalesce(reason, ''), count(*) FROM dataset_config GROUP BY 1, 2"
+    ):
+        ends[(status, reason)] += n
+    (with_tasks,) = bench.query(
+        db, "SELECT count(DISTINCT config_id) FROM task WHERE status = 'valid'"
+    )[0]
+    (stored,) = bench.query(db, "SELECT coalesce(sum(unusable_answers), 0) FROM generation")[0]
+    (noted,) = bench.query(db, f"SELECT count(*) FROM llm_call WHERE '{UNUSABLE}' = ANY(notes)")[0]
+    return ends, int(with_tasks), int(stored), int(noted)
+
+
 def malformed(server_url: str, now: datetime, runs: int, workers: int) -> tuple[str, str]:
     """``runs`` runs of the whole snapshot window, each in its own database, against one LLM
     emulator with 10% malformed and 10% truncated answers (the n-th arrival of the same request
-    gets the n-th draw, so each run draws its own faults)."""
+    gets the n-th draw, so each run draws its own faults); one more run allows a single unusable
+    answer per prompt (``DYNOSAUR_LLM_MAX_UNUSABLE=1``), so that the cap is reached."""
     with (
         LLMEmulator(seed=5, rate_malformed=0.1, rate_truncated=0.1) as bad,
         HubEmulator(now=now) as hub,
     ):
         bench = Bench(server_url, hub)
         try:
-            dbs = [bench.database(f"malformed{i}") for i in range(runs)]
+            jobs = [(bench.database(f"malformed{i}"), "3") for i in range(runs)]
+            jobs.append((bench.database("malformed_cap1"), "1"))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                codes = [code for code, _ in pool.map(lambda d: bench.finish(d, bad, WIDE), dbs)]
+                codes = list(
+                    pool.map(
+                        lambda job: bench.finish(
+                            job[0], bad, WIDE, DYNOSAUR_LLM_MAX_UNUSABLE=job[1]
+                        )[0],
+                        jobs,
+                    )
+                )
             ends: Counter[tuple[str, str]] = Counter()
             with_tasks = stored = noted = 0
-            for db in dbs:
-                for status, reason, n in bench.query(
-                    db,
-                    "SELECT status, coalesce(reason, ''), count(*) FROM dataset_config "
-                    "GROUP BY 1, 2",
-                ):
-                    ends[(status, reason)] += n
-                with_tasks += bench.query(
-                    db, "SELECT count(DISTINCT config_id) FROM task WHERE status = 'valid'"
-                )[0][0]
-                stored += bench.query(
-                    db, "SELECT coalesce(sum(unusable_answers), 0) FROM generation"
-                )[0][0]
-                noted += bench.query(
-                    db, "SELECT count(*) FROM llm_call WHERE 'llm_unusable_answer' = ANY(notes)"
-                )[0][0]
+            capped_cap1 = 0
+            for db, cap in jobs:
+                e, w, st, no = config_ends(bench, db)
+                ends += e
+                with_tasks, stored, noted = with_tasks + w, stored + st, noted + no
+                if cap == "1":
+                    capped_cap1 = e[("failed", UNUSABLE)]
             capped = sum(n for (s, r), n in ends.items() if s == "failed" and r == UNUSABLE)
             other_failed = sum(n for (s, r), n in ends.items() if s == "failed" and r != UNUSABLE)
+            skipped = sum(n for (s, _), n in ends.items() if s == "skipped")
             waiting = sum(
                 n for (s, _), n in ends.items() if s in ("collected", "deferred", "generated")
             )
@@ -426,11 +444,14 @@ def malformed(server_url: str, now: datetime, runs: int, workers: int) -> tuple[
             faults = Counter((e.get("outcome") or {}).get("fault") or "none" for e in answered)
             injected = faults["malformed"] + faults["truncated"]
             return (
-                f"{sum(ends.values())} configs in {runs} runs: {with_tasks} with tasks, {capped} "
-                f"capped failures, {other_failed} other failures, {waiting} still waiting; "
-                f"{injected} unusable answers injected, {stored} counted; exits {codes}",
-                f"{len(answered)} answers: {dict(faults)}; counted on generations "
-                f"(unusable_answers) {stored}, ledger rows noted llm_unusable_answer {noted}; "
+                f"{sum(ends.values())} configs in {len(jobs)} runs: {with_tasks} with tasks, "
+                f"{capped} capped failures ({capped_cap1} in the run with cap 1), {skipped} "
+                f"skipped at collect (never asked), {other_failed} other failures, {waiting} "
+                f"still waiting; {injected} unusable answers injected, {noted} counted; "
+                f"exits {codes}",
+                f"{len(answered)} answers: {dict(faults)}; ledger rows noted {UNUSABLE} "
+                f"{noted}, generations' unusable_answers {stored}; cap "
+                f"DYNOSAUR_LLM_MAX_UNUSABLE 3 (default) in {runs} runs, 1 in the last; "
                 f"config ends {sorted(ends.items())}",
             )
         finally:
