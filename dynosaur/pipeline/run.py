@@ -271,9 +271,11 @@ def collect_step(
 ) -> StepSummary:
     """Collect cards, configs, features and sample rows of these datasets.
 
-    Datasets the Hub could not answer for (errors, 5xx or 429 after the retries) are deferred,
-    and the step raises :class:`ServiceUnavailable` (service ``hub``) after recording them: the
-    run must not look done (a re-run of its key collects them at once)."""
+    Datasets the Hub could not answer for (errors, 5xx or 429 after the retries) are deferred.
+    When that is every dataset of the step (the Hub is down, not one dataset broken), the step
+    raises :class:`ServiceUnavailable` (service ``hub``) after recording them: the run must not
+    look done (a re-run of its key collects them at once). A few deferred among collected ones
+    are retryable leftovers that a later run adopts when they are due."""
     from dynosaur import hub
 
     with hub_unreachable(settings):
@@ -283,7 +285,7 @@ def collect_step(
         for (status, reason), n in summary.counts.items()
         if status == "deferred" and reason in HUB_UNREACHABLE
     )
-    if unreachable:
+    if unreachable and unreachable == sum(summary.counts.values()):
         raise ServiceUnavailable(
             f"the Hub could not answer for {unreachable} dataset(s) (deferred)",
             service="hub",
