@@ -42,12 +42,18 @@ def published_datasets(engine: Engine, version: int) -> set[str]:
         )
 
 
+@pytest.mark.parametrize("llm_too", [False, True], ids=["hub_unreachable", "no_network"])
 def test_no_network_to_the_hub_is_one_line_naming_the_hub_and_the_batch_says_so(
-    live: Settings, store: Engine, hub: HubEmulator
+    live: Settings, store: Engine, hub: HubEmulator, llm_too: bool
 ) -> None:
     day(hub, "2024-03-01")
+    nowhere = "http://127.0.0.1:9"
     closed = live.model_copy(
-        update={"hub_endpoint": "http://127.0.0.1:9", "viewer_url": "http://127.0.0.1:9"}
+        update={
+            "hub_endpoint": nowhere,
+            "viewer_url": nowhere,
+            "llm_base_url": f"{nowhere}/v1" if llm_too else live.llm_base_url,
+        }
     )
     down = run_cli(closed, "grow", "--day", "2024-03-01", DYNOSAUR_HUB_BACKOFF_S="0.01")
     assert down.returncode == 1, down.stderr
