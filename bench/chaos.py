@@ -71,7 +71,11 @@ CONTENT = (
     "ORDER BY 1, 2, 3, 4, 5"
 )
 Content = list[tuple[Any, ...]]
+DAY_NOW = datetime(2024, 3, 1, 23, 59, 59, tzinfo=UTC)  # the emulated Hub's clock: day's end
 UNUSABLE = "llm_unusable_answer"
+# The Hub emulator of the scenario running in this thread (each scenario gets a fresh one: a
+# shared one was seen to stall every run for minutes after many clients were killed mid-request).
+_scenario = threading.local()
 
 
 class Rows(list[tuple[str, str, str]]):
@@ -178,14 +182,15 @@ class Bench:
         return self._new(label, self.template)
 
     def env(self, db: str, llm: LLMEmulator, **extra: str) -> dict[str, str]:
+        hub = getattr(_scenario, "hub", None) or self.hub
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("DYNOSAUR_", "AIRFLOW"))}
         return {
             **keep,
             "PYTHONPATH": str(REPO),
             "DYNOSAUR_DATABASE_URL": self._url(db),
             "DYNOSAUR_READER_ROLE": self.role,
-            "DYNOSAUR_HUB_ENDPOINT": self.hub.url,
-            "DYNOSAUR_VIEWER_URL": self.hub.url,
+            "DYNOSAUR_HUB_ENDPOINT": hub.url,
+            "DYNOSAUR_VIEWER_URL": hub.url,
             "DYNOSAUR_LLM_BASE_URL": llm.base_url,
             "DYNOSAUR_LLM_API_KEY": "sk-chaos",
             "DYNOSAUR_LLM_BACKOFF_S": "0.05",
@@ -374,15 +379,18 @@ def step_outage(bench: Bench, lane: Lane, ref: Reference, step: str) -> tuple[bo
     db = bench.database(f"down_{step}")
     child = bench.grow(db, lane.llm)
     seen = child.wait_for(step)
+    print(f"  database down at {step}: step seen {seen} after {child.seconds:.1f} s", flush=True)
     killed = 0
     if seen:
         with bench.database_down(db, 10.0) as n:
             pass
         killed = n[0]
     first, _ = child.finish()
+    print(f"  database down at {step}: first run ended after {child.seconds:.1f} s", flush=True)
     code = first
     if first != 0:
         code, _ = bench.finish(db, lane.llm)
+        print(f"  database down at {step}: re-run ended", flush=True)
     same = code == 0 and bench.content(db) == ref.content
     return same, f"hit={seen}, {killed} conn killed, exit {first}, re-run exit {code}"
 
@@ -459,9 +467,15 @@ def malformed(server_url: str, now: datetime, runs: int, workers: int) -> tuple[
 
 
 def in_lanes(lanes: queue.Queue[Lane], job: Callable[[Lane], Any]) -> Any:
+    """Run a scenario with a lane (its LLM emulator) and a fresh Hub emulator of its own."""
     lane = lanes.get()
     try:
-        return job(lane)
+        with HubEmulator(now=DAY_NOW) as hub:
+            _scenario.hub = hub
+            try:
+                return job(lane)
+            finally:
+                _scenario.hub = None
     finally:
         lanes.put(lane)
 
@@ -484,7 +498,7 @@ def main() -> None:
     began = time.monotonic()
     rows = Rows()
     rng = random.Random(args.seed)
-    now = datetime(2024, 3, 1, 23, 59, 59, tzinfo=UTC)
+    now = DAY_NOW
     emulators = [LLMEmulator(seed=3) for _ in range(args.workers)]
     with HubEmulator(now=now) as hub:
         for llm in emulators:
