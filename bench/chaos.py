@@ -8,7 +8,8 @@ again, and compares what was published with a crash-free reference run:
   collect, generate, curate, publish: the kills go round the phases in a random order, each at a
   random offset into its phase as long as the phase took in a second, warm reference run,
   counted from the live run's own ``step X starts`` line), then a re-run; the phase each kill
-  hit is read from the killed run's log;
+  hit is read from the killed run's log (a run that ended before its kill point is run again in
+  a fresh database, killed at half the offset);
 - an LLM outage for a whole run (closed port), then a re-run with the LLM back;
 - the database unreachable for 10 s (new connections refused, open ones terminated with
   pg_terminate_backend) when each of collect, generate, curate and publish starts, then a re-run
@@ -322,17 +323,22 @@ def reference_run(bench: Bench, lane: Lane) -> Reference:
 
 
 def kill_once(bench: Bench, lane: Lane, ref: Reference, i: int, phase: str, frac: float):
-    db = bench.database(f"kill{i}")
     offset = frac * ref.phases.get(phase, 0.1)
-    mark = lane.mark()
-    child = bench.grow(db, lane.llm)
-    reached = child.wait_for(phase)
-    if reached:
-        time.sleep(offset)  # the bench's own random kill point, not a test's timing
-    hit = child.phase_now()
-    killed = child.kill()
-    child.finish()
-    at = child.seconds
+    for _ in range(3):  # a run that ended before its kill point: again, in a fresh database,
+        db = bench.database(f"kill{i}")  # at half the offset
+        mark = lane.mark()
+        child = bench.grow(db, lane.llm)
+        reached = child.wait_for(phase)
+        if reached:
+            time.sleep(offset)  # the bench's own random kill point, not a test's timing
+        hit = child.phase_now()
+        killed = child.kill()
+        child.finish()
+        at = child.seconds
+        if killed:
+            break
+        print(f"  kill {i}: the run ended before {phase}+{offset:.2f}s; again", flush=True)
+        offset /= 2
     recorded = bench.recorded(db)  # answers the store kept before it died
     killed_run = usable(lane.since(mark))
     in_flight = set(killed_run) - recorded
