@@ -15,7 +15,9 @@ Each daily run covers its data interval (the previous UTC day) and goes:
 7. **publish**: one transaction makes the batch visible as version N and emits an event on the
    `dynosaur_instructions` asset with the batch's figures (downstream: export, selection).
 8. **mark_failed** (teardown: runs last, whatever happened): if a step failed for good, marks
-   the batch failed, so nothing of it is ever visible and its configs go to a later run.
+   the batch failed, so nothing of it is ever visible and its configs go to a later run; its
+   reason is `service_unavailable`, naming the Hub or the LLM endpoint, when work waits for one
+   that could not be reached (re-run the interval once it is back), else `run_failed`.
 
 A dry run ends in **estimate**: the sum of every generate task's estimate (tokens, calls,
 USD), in its log, its return value and the run's note. Every other run's note (the run's

@@ -36,6 +36,13 @@ log = logging.getLogger(__name__)
 MANUAL = "manual:"
 # LLM outcomes that mean the endpoint could not be reached (the run could not do its work).
 UNREACHABLE = {Reason.LLM_CONNECTION_ERROR.value, Reason.LLM_TIMEOUT.value}
+# Collect outcomes that mean the Hub could not answer (errors, 5xx or 429 after the retries).
+HUB_UNREACHABLE = {Reason.HUB_ERROR.value, Reason.RATE_LIMITED.value}
+# What each service is called in the one line a failed run prints and in its batch's message.
+SERVICE_NAMES = {"llm": "the LLM endpoint", "hub": "the Hub"}
+# Exception class names (anywhere in the class's MRO) of a request that got no answer at all.
+_NO_ANSWER = {"ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException",
+              "NetworkError", "RemoteProtocolError", "ConnectionError"}  # fmt: skip
 DEFAULT_LEASE_S = 600.0
 
 
@@ -210,15 +217,20 @@ def discover_step(
     valid = [i for i in ids if i not in invalid]
     found = None
     if req.window is not None or valid:
-        with datasets.owned_by(batch_id):
-            found = hub.discover(
-                settings,
-                engine,
-                window=req.window,
-                ids=valid or None,
-                limit=req.max_datasets,
-                progress=progress,
-            )
+        try:
+            with datasets.owned_by(batch_id), hub_unreachable(settings):
+                found = hub.discover(
+                    settings,
+                    engine,
+                    window=req.window,
+                    ids=valid or None,
+                    limit=req.max_datasets,
+                    progress=progress,
+                )
+        except ServiceUnavailable as exc:
+            note_unreachable(engine, batch_id, exc.service)
+            raise
+    note_unreachable(engine, batch_id, None)
     if found is not None:
         log.info("discover: %s", found.summary.to_json())
     stored = datasets.stored_dataset_ids(engine, valid)
@@ -247,9 +259,7 @@ def discover_step(
 
         # New benchmark revisions only: about two Hub calls per listed benchmark otherwise.
         log.info("benchmarks: %s", index(settings, engine).to_json())
-    return datasets.owned_collect_queue(
-        engine, batch_id, explicit=bool(ids), limit=req.max_datasets
-    )
+    return datasets.owned_collect_queue(engine, batch_id, limit=req.max_datasets)
 
 
 def collect_step(
@@ -259,10 +269,66 @@ def collect_step(
     *,
     progress: Progress | None = None,
 ) -> StepSummary:
-    """Collect cards, configs, features and sample rows of these datasets."""
+    """Collect cards, configs, features and sample rows of these datasets.
+
+    Datasets the Hub could not answer for (errors, 5xx or 429 after the retries) are deferred.
+    When that is every dataset of the step (the Hub is down, not one dataset broken), the step
+    raises :class:`ServiceUnavailable` (service ``hub``) after recording them: the run must not
+    look done (a re-run of its key collects them at once). A few deferred among collected ones
+    are retryable leftovers that a later run adopts when they are due."""
     from dynosaur import hub
 
-    return hub.collect(settings, engine, dataset_row_ids, progress=progress)
+    with hub_unreachable(settings):
+        summary = hub.collect(settings, engine, dataset_row_ids, progress=progress)
+    unreachable = sum(
+        n
+        for (status, reason), n in summary.counts.items()
+        if status == "deferred" and reason in HUB_UNREACHABLE
+    )
+    if unreachable and unreachable == sum(summary.counts.values()):
+        raise ServiceUnavailable(
+            f"the Hub could not answer for {unreachable} dataset(s) (deferred)",
+            service="hub",
+            deferred=unreachable,
+        )
+    return summary
+
+
+def no_answer(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it was raised from) is a request that got no answer at all:
+    connection refused or reset, a timeout, a broken connection."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        names = {cls.__name__ for cls in type(seen).__mro__}
+        if names & _NO_ANSWER:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextmanager
+def hub_unreachable(settings: Settings) -> Iterator[None]:
+    """Turn a Hub request that got no answer (or only errors after the retries) into
+    :class:`ServiceUnavailable` for service ``hub``."""
+    from dynosaur.errors import HubRequestError
+    from dynosaur.redact import redact
+
+    try:
+        yield
+    except ServiceUnavailable:
+        raise
+    except HubRequestError as exc:
+        answered = exc.status != 0 and exc.status != 429 and exc.status < 500
+        reason = getattr(exc.reason, "value", exc.reason)
+        if not exc.transient and (reason not in HUB_UNREACHABLE or answered):
+            raise
+        raise ServiceUnavailable(redact(f"{settings.hub_endpoint}: {exc}"), service="hub") from exc
+    except Exception as exc:
+        if not no_answer(exc):
+            raise
+        raise ServiceUnavailable(
+            redact(f"{settings.hub_endpoint}: {type(exc).__name__}: {exc}"), service="hub"
+        ) from exc
 
 
 def generate_queue_step(
@@ -356,7 +422,11 @@ def end_run(engine: Engine, req: RunRequest, message: str) -> batches.Batch | No
     published or empty, so a batch still building means a step failed for good: it is marked
     failed with ``message`` (nothing of it becomes visible, its configs go to a later run). A dry
     run's batch stays building for the real run of its key. Returns the batch (None if the run
-    opened none)."""
+    opened none).
+
+    The reason says why, from what the steps stored: when the batch still holds work deferred
+    because the LLM or the Hub could not be reached (:func:`unreachable_work`), it is
+    ``service_unavailable`` and the message names the service; else ``run_failed``."""
     if req.dry_run:
         log.info("dry run: its batch stays building for the real run of %s", req.run_key)
         return None
@@ -365,9 +435,73 @@ def end_run(engine: Engine, req: RunRequest, message: str) -> batches.Batch | No
         log.info("run %s opened no batch: nothing to mark failed", req.run_key)
         return None
     if batch.status == "building":
-        batch = batches.fail_batch(engine, batch.id, message)
-        log.warning("run %s: a step failed, batch %s is marked failed", req.run_key, batch.id)
+        reason, why = failure_of(unreachable_work(engine, batch.id), message)
+        batch = batches.fail_batch(engine, batch.id, why, reason=reason)
+        log.warning("run %s: a step failed, batch %s is marked failed (%s)", req.run_key,
+                    batch.id, why)  # fmt: skip
     return batch
+
+
+def note_unreachable(engine: Engine, batch_id: int, service: str | None) -> None:
+    """Record on the batch that its discovery could not reach ``service`` (None: it could);
+    best effort: the database may be what is gone."""
+    import sqlalchemy as sa
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE batch SET unreachable = :s WHERE id = :b "
+                    "AND unreachable IS DISTINCT FROM :s"
+                ),
+                {"b": batch_id, "s": service},
+            )
+    except Exception as exc:
+        log.warning("batch %s: could not note the unreachable service (%s)", batch_id, exc)
+
+
+def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
+    """Work of the batch waiting because a service could not be reached, per service: its
+    datasets the Hub did not answer for (``hub``), its configs the LLM endpoint did not answer
+    for (``llm``); a discovery that could not reach the Hub counts as 0 datasets of ``hub``.
+    Empty when there is none."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        noted = conn.execute(
+            sa.text("SELECT unreachable FROM batch WHERE id = :b"), {"b": batch_id}
+        ).scalar_one_or_none()
+        rows = conn.execute(
+            sa.text(
+                """
+                SELECT 'hub', count(*) FROM hub_dataset
+                 WHERE batch_id = :b AND status = 'deferred' AND reason = ANY(:hub)
+                UNION ALL
+                SELECT 'llm', count(*) FROM dataset_config c
+                  JOIN hub_dataset d ON d.id = c.hub_dataset_id
+                 WHERE d.batch_id = :b AND c.status = 'deferred' AND c.reason = ANY(:llm)
+                """
+            ),
+            {"b": batch_id, "hub": sorted(HUB_UNREACHABLE), "llm": sorted(UNREACHABLE)},
+        ).all()
+    found = {service: int(n) for service, n in rows if n}
+    return {noted: 0, **found} if noted else found
+
+
+def failure_of(unreachable: dict[str, int], message: str) -> tuple[Reason, str]:
+    """The reason and message a failed run's batch records: ``service_unavailable`` naming what
+    could not be reached (and how much work waits for it) when anything could not be,
+    else ``run_failed`` with ``message``."""
+    if not unreachable:
+        return Reason.RUN_FAILED, message
+    what = {"hub": "dataset(s)", "llm": "config(s)"}
+    parts = [f"{SERVICE_NAMES[s]} could not be reached "
+             f"({f'{n} {what[s]} deferred' if n else 'discovering the run'})"
+             for s, n in sorted(unreachable.items())]  # fmt: skip
+    return (
+        Reason.SERVICE_UNAVAILABLE,
+        f"{'; '.join(parts)}: re-running after recovery completes the run ({message})",
+    )
 
 
 def figures(batch: batches.Batch) -> dict[str, Any]:
@@ -415,7 +549,8 @@ def grow(
             _step(req, "publish")
             published = publish_step(engine, req, batch_id, lock_timeout_s=settings.lock_timeout_s)
     except ServiceUnavailable as exc:
-        _fail_quietly(engine, batch_id, f"{exc.service} unreachable: {exc}",
+        what = SERVICE_NAMES.get(exc.service, exc.service)
+        _fail_quietly(engine, batch_id, f"{what} could not be reached: {exc}",
                       Reason.SERVICE_UNAVAILABLE)  # fmt: skip
         raise
     except BaseException as exc:

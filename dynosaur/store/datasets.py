@@ -223,11 +223,11 @@ def adopt_leftovers(
     return Adopted(adopted_datasets, adopted_configs)
 
 
-def owned_collect_queue(
-    engine: Engine, batch_id: int, *, explicit: bool = False, limit: int | None = None
-) -> list[int]:
-    """The batch's datasets to collect now: discovered ones, and deferred ones that are due (all
-    deferred ones when the run names its ids), oldest discovery first."""
+def owned_collect_queue(engine: Engine, batch_id: int, *, limit: int | None = None) -> list[int]:
+    """The batch's datasets to collect now: discovered ones and deferred ones, oldest discovery
+    first. The batch's own deferred datasets are tried again at once, due or not: only a re-run
+    of its key finds them (e.g. after the Hub could not be reached), as its own waiting configs
+    are generated again at once."""
     with engine.connect() as conn:
         return [
             int(r)
@@ -235,12 +235,11 @@ def owned_collect_queue(
                 sa.text(
                     """
                     SELECT id FROM hub_dataset WHERE batch_id = :b
-                      AND (status = 'discovered' OR (status = 'deferred'
-                           AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR :x)))
+                      AND status IN ('discovered', 'deferred')
                     ORDER BY discovered_at, id LIMIT :n
                     """
                 ),
-                {"b": batch_id, "x": explicit, "n": limit},
+                {"b": batch_id, "n": limit},
             ).scalars()
         ]
 

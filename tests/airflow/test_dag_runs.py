@@ -353,7 +353,8 @@ def test_a_step_that_fails_marks_the_batch_failed_and_the_run_failed(
     assert (states["start"], states["discover"]) == ("success", "failed")
     assert states["publish"] == "upstream_failed" and states["mark_failed"] == "success"
     batch = batches.find_batch(deployment.store, request_for(day="2024-03-02").run_key)
-    assert batch is not None and (batch.status, batch.reason) == ("failed", "run_failed")
+    assert batch is not None and (batch.status, batch.reason) == ("failed", "service_unavailable")
+    assert "the Hub could not be reached (discovering the run)" in (batch.message or "")
     assert failed.run_id in (batch.message or "")
 
     # The Hub is back: running the interval again reopens the same batch and publishes it.
