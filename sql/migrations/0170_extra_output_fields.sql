@@ -1,4 +1,4 @@
--- depends: 0130_benchmarks
+-- depends: 0140_batch_unreachable
 -- A task that names several output fields keeps the first as its output field (the original's
 -- instance builder read only the first); the others are kept here so that curate checks them
 -- too (each must exist and none may be an input, as the original's filter did) and so that SQL
