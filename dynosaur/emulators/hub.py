@@ -462,6 +462,7 @@ class HubApp:
         self.repos.viewer_not_ready = set(options.viewer_not_ready)
         self.repos.apply_viewer(options)
         self.repos.deleted_ids = set(options.deleted)
+        self.repos.unavailable_ids = set(options.unavailable)
         self.repos.relicensed = dict(pair.split("=", 1) for pair in options.relicensed)
         self.api.page_size = options.page_size
         self.faults.apply(options)

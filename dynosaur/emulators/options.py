@@ -124,6 +124,13 @@ class HubOptions(_Options):
         default=(),
         metadata=knob("New card licenses as id=license pairs, comma-separated."),
     )
+    unavailable: tuple[str, ...] = field(
+        default=(),
+        metadata=knob(
+            "Dataset ids the Hub cannot serve now: every request about them (API, files, "
+            "viewer) answers 503, comma-separated."
+        ),
+    )
     page_size: int = field(
         default=MAX_PAGE, metadata=knob("Listing page size.", min=1, max=MAX_PAGE)
     )
@@ -208,6 +215,7 @@ class HubOptions(_Options):
         self._set("viewer_stale", _ids(self.viewer_stale))
         self._set("deleted", _ids(self.deleted))
         self._set("relicensed", _ids(self.relicensed))
+        self._set("unavailable", _ids(self.unavailable))
         bad = [pair for pair in self.relicensed if "=" not in pair]
         if bad:
             raise ValueError(f"relicensed takes id=license pairs, not {', '.join(bad)}")

@@ -102,6 +102,7 @@ class Repos:
         self.viewer_stale: set[str] = set()
         self.truncate_cells = 0
         self.deleted_ids: set[str] = set()
+        self.unavailable_ids: set[str] = set()
         self.relicensed: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -119,7 +120,10 @@ class Repos:
         return self.now_override if self.now_override is not None else datetime.now(UTC)
 
     def existing(self, dataset_id: str) -> DatasetEntry | None:
-        """The dataset if it exists now."""
+        """The dataset if it exists now; a 503 for one the Hub cannot serve now (the
+        ``unavailable`` knob)."""
+        if dataset_id in self.unavailable_ids:
+            raise ErrorAnswer(503, f"{dataset_id} cannot be served right now, try again later")
         entry = self.snapshot.entries.get(dataset_id)
         if entry is None or dataset_id in self.deleted_ids:
             return None

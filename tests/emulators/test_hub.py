@@ -14,6 +14,7 @@ from datasets import ClassLabel, Features
 from huggingface_hub import DatasetCard, HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
+    HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -314,6 +315,22 @@ def test_viewer_is_not_ready_until_a_day_after_creation(own_hub: HubEmulator) ->
     assert early.headers["X-Error-Code"] == "ResponseNotReady"
     assert "not ready" in early.json()["error"]
     assert later.status_code == 200
+
+
+def test_unavailable_knob_answers_503_about_that_dataset_only() -> None:
+    with HubEmulator(now=AFTER_ALL, unavailable=[SQUAD]) as hub:
+        api = HfApi(endpoint=hub.url, token=False)
+        with pytest.raises(HfHubHTTPError) as raised:
+            api.dataset_info(SQUAD)
+        assert raised.value.response.status_code == 503
+        for path in (f"/datasets/{SQUAD}/resolve/main/README.md", "/splits"):
+            answer = httpx.get(f"{hub.url}{path}", params={"dataset": SQUAD})
+            assert answer.status_code == 503, path
+        others = [d.id for d in api.list_datasets() if d.id != SQUAD]
+        assert SQUAD in {d.id for d in api.list_datasets()}  # it still lists
+        assert api.dataset_info(others[0]).id == others[0]
+        hub.configure(unavailable=())
+        assert api.dataset_info(SQUAD).id == SQUAD
 
 
 def test_viewer_not_ready_knob(tmp_path: Path) -> None:

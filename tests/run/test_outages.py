@@ -150,3 +150,38 @@ def test_the_teardown_names_the_hub_when_discovery_could_not_reach_it(
     assert (failed.status, failed.reason) == ("failed", "service_unavailable")
     assert failed.message is not None
     assert "the Hub could not be reached (discovering the run)" in failed.message
+
+
+def test_one_dataset_the_hub_cannot_serve_is_a_leftover_the_next_run_adopts(
+    live: Settings, store: Engine, hub: HubEmulator
+) -> None:
+    """A Hub that answers for the other datasets is up: the run publishes them, exit 0, and the
+    one it could not serve waits (deferred, retryable) until a later run (another key) takes
+    it when it is due."""
+    broken = "dynosaur-fixtures/squad-like"
+    settings = live.model_copy(update={"hub_backoff_s": 0.01, "hub_backoff_max_s": 0.02})
+    hub.configure(unavailable=(broken,))
+    day(hub, "2024-03-01")
+    first = run_cli(settings, "grow", "--day", "2024-03-01")
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr + first.stdout
+    version = batches.latest_version(store)
+    assert version is not None
+    assert published_datasets(store, version) == DAY_1 - {broken}
+    with store.begin() as conn:
+        waiting = conn.execute(
+            sa.text("SELECT status, reason FROM hub_dataset WHERE dataset_id = :d"), {"d": broken}
+        ).one()
+        assert tuple(waiting) == ("deferred", "hub_error")
+        # Time passes: its next attempt is due.
+        conn.execute(
+            sa.text("UPDATE hub_dataset SET next_attempt_at = now() WHERE dataset_id = :d"),
+            {"d": broken},
+        )
+
+    hub.configure(unavailable=())
+    day(hub, "2024-03-02")
+    second = grow(settings, store, request_for(day="2024-03-02"))
+    assert second["status"] == "published"
+    assert broken in second["adopted"]["datasets"]
+    assert broken in published_datasets(store, second["version"])
