@@ -462,9 +462,10 @@ def note_unreachable(engine: Engine, batch_id: int, service: str | None) -> None
 
 def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
     """Work of the batch waiting because a service could not be reached, per service: its
-    datasets the Hub did not answer for (``hub``), its configs the LLM endpoint did not answer
-    for (``llm``); a discovery that could not reach the Hub counts as 0 datasets of ``hub``.
-    Empty when there is none."""
+    datasets the Hub did not answer for (``hub``) when it answered for none of them (as
+    :func:`collect_step` judges the Hub down: a few deferred among collected ones are leftovers,
+    not an outage), its configs the LLM endpoint did not answer for (``llm``); a discovery that
+    could not reach the Hub counts as 0 datasets of ``hub``. Empty when there is none."""
     import sqlalchemy as sa
 
     with engine.connect() as conn:
@@ -474,8 +475,13 @@ def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
         rows = conn.execute(
             sa.text(
                 """
-                SELECT 'hub', count(*) FROM hub_dataset
-                 WHERE batch_id = :b AND status = 'deferred' AND reason = ANY(:hub)
+                SELECT 'hub', CASE WHEN count(*) FILTER (WHERE status <> 'discovered')
+                                       = count(*) FILTER (WHERE status = 'deferred'
+                                                            AND reason = ANY(:hub))
+                                   THEN count(*) FILTER (WHERE status = 'deferred'
+                                                          AND reason = ANY(:hub))
+                                   ELSE 0 END
+                  FROM hub_dataset WHERE batch_id = :b
                 UNION ALL
                 SELECT 'llm', count(*) FROM dataset_config c
                   JOIN hub_dataset d ON d.id = c.hub_dataset_id

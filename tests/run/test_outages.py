@@ -185,3 +185,20 @@ def test_one_dataset_the_hub_cannot_serve_is_a_leftover_the_next_run_adopts(
     assert second["status"] == "published"
     assert broken in second["adopted"]["datasets"]
     assert broken in published_datasets(store, second["version"])
+
+
+def test_the_teardown_says_run_failed_when_the_hub_only_missed_a_few_datasets(
+    live: Settings, store: Engine, hub: HubEmulator
+) -> None:
+    """A step that fails for its own reason after collect left one dataset deferred (the Hub was
+    up, that one dataset was not) is not a Hub outage."""
+    settings = live.model_copy(update={"hub_backoff_s": 0.01, "hub_backoff_max_s": 0.02})
+    hub.configure(unavailable=("dynosaur-fixtures/squad-like",))
+    day(hub, "2024-03-01")
+    req = request_for(day="2024-03-01")
+    batch_id = begin_run(store, req).batch_id
+    collect_step(settings, store, discover_step(settings, store, req, batch_id=batch_id))
+    assert unreachable_work(store, batch_id) == {}
+    failed = end_run(store, req, TEARDOWN)
+    assert failed is not None
+    assert (failed.status, failed.reason, failed.message) == ("failed", "run_failed", TEARDOWN)
