@@ -16,14 +16,17 @@ What counts, as the Hub shows it to us:
   that declares none is not taken as a change: the collected license may have come from a
   fallback.
 
-Anything else (network errors, 5xx, rate limits) leaves the source unretracted and due again.
+The rechecks go through :class:`~dynosaur.hub.client.HubClient`, as collect's requests do: the
+same request slots, retry policy and per-bucket quota limiter. Anything else (network errors, 5xx,
+rate limits after the retries) leaves the source unretracted and due again.
 A retraction applies from the next version on: published versions keep their rows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,7 +44,7 @@ from dynosaur.store import retractions
 from dynosaur.store.retractions import Retraction, Source
 
 if TYPE_CHECKING:
-    from huggingface_hub import HfApi
+    from dynosaur.hub.client import HubClient
 
 log = logging.getLogger(__name__)
 
@@ -69,41 +72,42 @@ def retract(engine: Engine, dataset_id: str, note: str | None = None) -> Retract
     return retractions.record(engine, dataset_id, Reason.RETRACTED_BY_HAND, note=note)
 
 
-def _licenses(card_data: object) -> tuple[str, ...]:
-    value = getattr(card_data, "license", None) if card_data is not None else None
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
-
-
-def check_source(
-    api: HfApi, source: Source, allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED
+async def check_source(
+    hub: HubClient, source: Source, allowed: Iterable[LicenseClass] = DEFAULT_ALLOWED
 ) -> Reason | str:
     """Why ``source`` must be retracted (a :class:`Reason`), or ``"ok"``, or ``"unreachable"``
     when the Hub did not give a usable answer."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    from dynosaur.errors import HubRequestError
 
     try:
-        info = api.dataset_info(
-            source.dataset_id,
-            expand=["cardData", "gated", "private", "sha"],
-        )
-    except RepositoryNotFoundError:
-        return Reason.SOURCE_WITHDRAWN
-    except (HfHubHTTPError, OSError) as exc:
-        log.warning("recheck of %s failed: %s", source.dataset_id, type(exc).__name__)
+        info = await hub.dataset_info(source.dataset_id)
+    except HubRequestError as exc:
+        if exc.reason == Reason.NOT_FOUND and not exc.transient:
+            return Reason.SOURCE_WITHDRAWN
+        if exc.reason == Reason.GATED and not exc.transient:
+            return Reason.SOURCE_GATED
+        log.warning("recheck of %s failed: %s", source.dataset_id, exc.reason)
         return UNREACHABLE
-    if getattr(info, "private", False):
+    if info.private:
         return Reason.SOURCE_WITHDRAWN
-    if getattr(info, "gated", False):
+    if info.gated:
         return Reason.SOURCE_GATED
     # `unknown` on the card names no license: a collected one came from a fallback (the
     # Licensing section, dataset_infos.json) and still holds.
-    declared = tuple(usable_licenses(_licenses(getattr(info, "card_data", None))))
+    declared = tuple(usable_licenses(info.licenses))
     changed = bool(declared) and set(declared) != set(source.licenses)
     if changed and dataset_license_class(declared) not in set(allowed):
         return Reason.LICENSE_WITHDRAWN
     return "ok"
+
+
+async def _check_all(
+    settings: Settings, sources: Sequence[Source], allowed: frozenset[LicenseClass]
+) -> list[Reason | str]:
+    from dynosaur.hub.client import HubClient
+
+    async with HubClient(settings) as hub:
+        return list(await asyncio.gather(*(check_source(hub, s, allowed) for s in sources)))
 
 
 def sweep(
@@ -115,18 +119,15 @@ def sweep(
 ) -> SweepResult:
     """Recheck up to ``limit`` (default ``settings.retraction_checks_per_run``) sources of the
     collection, the longest unchecked first; retract those the Hub no longer allows us."""
-    from dynosaur.hub.client import make_api
-
     result = SweepResult()
     due = retractions.sources_due(
         engine, settings.retraction_checks_per_run if limit is None else limit
     )
     if not due:
         return result
-    api = make_api(settings)
     allowed = frozenset(settings.allowed_license_classes if allowed is None else allowed)
-    for source in due:
-        outcome = check_source(api, source, allowed)
+    outcomes = asyncio.run(_check_all(settings, due, allowed))
+    for source, outcome in zip(due, outcomes, strict=True):
         result.checked += 1
         retractions.record_check(engine, source.dataset_id, str(outcome))
         if outcome == UNREACHABLE:

@@ -54,6 +54,8 @@ SHARED_SNAPSHOT = SHARED / "hub-snapshot"
 SHARED_REFERENCE = SHARED / "reference" / "dynosaur-tasks.jsonl"
 
 # Tables emptied between tests that use the `store` fixture, children first.
+# Every table a test's runs write (the others follow by CASCADE); not the schema's own rows
+# (schema_meta, reason, publish_lock) nor the content-keyed caches (embeddings).
 DATA_TABLES = (
     "instance",
     "task",
@@ -62,6 +64,12 @@ DATA_TABLES = (
     "dataset_config",
     "hub_dataset",
     "batch",
+    "requested_dataset",
+    "scoring_run",
+    "selection",
+    "retraction",
+    "source_check",
+    "benchmark",
 )
 
 

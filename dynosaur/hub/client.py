@@ -154,6 +154,7 @@ class HubDataset:
     gated: bool = False
     private: bool = False
     disabled: bool = False
+    licenses: tuple[str, ...] = ()  # as the card's metadata declares them (none: no card data)
 
 
 class ViewerAnswer(dict[str, Any]):
@@ -186,7 +187,15 @@ def _hub_dataset(info: Any) -> HubDataset:
         gated=bool(info.gated),
         private=bool(info.private),
         disabled=bool(getattr(info, "disabled", False)),
+        licenses=_card_licenses(getattr(info, "card_data", None)),
     )
+
+
+def _card_licenses(card_data: object) -> tuple[str, ...]:
+    value = getattr(card_data, "license", None) if card_data is not None else None
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

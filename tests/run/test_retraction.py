@@ -114,3 +114,22 @@ def test_sources_withdrawn_on_day_3_leave_version_3_and_stay_in_version_2(
     assert result.exit_code == 0, result.output
     assert "from version 4" in result.output
     assert per_dataset(store, 3)[KEPT] == version_3[KEPT]
+
+
+def test_a_recheck_the_hub_cannot_answer_is_retried_and_retracts_nothing(
+    settings: Settings, store: Engine, hub: HubEmulator, llm: LLMEmulator
+) -> None:
+    """The sweep's requests go through the Hub client: retried by its policy, and a source the
+    Hub cannot serve stays in the collection, due again (never taken for deleted)."""
+    live = live_settings(
+        settings, hub, llm, llm_backoff_s=0.01, hub_backoff_s=0.01, hub_backoff_max_s=0.02
+    )
+    assert grow_day(live, store, hub, "2024-03-01")["version"] == 1
+    hub.configure(unavailable=(DELETED,))
+    before = len(hub.requests_to(f"/api/datasets/{DELETED}"))
+    result = sweep(live, store, limit=100)
+    attempts = len(hub.requests_to(f"/api/datasets/{DELETED}")) - before
+    assert result.unreachable == [DELETED] and result.retracted == [], (result, attempts)
+    assert attempts == live.hub_max_retries + 1
+    assert result.checked == len(per_dataset(store, 1))
+    assert retractions.retractions(store) == []
