@@ -13,7 +13,7 @@ import dataclasses
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +125,7 @@ def parse_card(raw: bytes, *, truncated: bool = False) -> CardInfo:
     return CardInfo(
         data=data,
         pretty_name=_first(flat_strings(meta.get("pretty_name"))) or markdown.title(),
-        licenses=_lower(flat_strings(meta.get("license", meta.get("licenses")))),
+        licenses=declared_licenses(meta),
         languages=_lower(flat_strings(meta.get("language", meta.get("languages")))),
         multilinguality=_lower(flat_strings(meta.get("multilinguality"))),
         task_categories=_lower(flat_strings(meta.get("task_categories"))),
@@ -247,6 +247,12 @@ def flat_strings(value: Any) -> list[str]:
 
 def _first(values: Sequence[str]) -> str | None:
     return values[0] if values else None
+
+
+def declared_licenses(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The licenses a card's metadata declares (``license``, else ``licenses``), lower-cased,
+    each once, in order."""
+    return _lower(flat_strings(meta.get("license", meta.get("licenses"))))
 
 
 def _lower(values: Iterable[str]) -> tuple[str, ...]:

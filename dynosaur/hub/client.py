@@ -45,6 +45,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from dynosaur import __version__
 from dynosaur.errors import HubRequestError
+from dynosaur.hub.card import declared_licenses
 from dynosaur.reasons import Reason
 from dynosaur.redact import redact
 from dynosaur.retry import Failure, RetryPolicy, call_with_retries, rate_limit, server_wait_seconds
@@ -187,15 +188,15 @@ def _hub_dataset(info: Any) -> HubDataset:
         gated=bool(info.gated),
         private=bool(info.private),
         disabled=bool(getattr(info, "disabled", False)),
-        licenses=_card_licenses(getattr(info, "card_data", None)),
+        licenses=declared_licenses(_card_meta(getattr(info, "card_data", None))),
     )
 
 
-def _card_licenses(card_data: object) -> tuple[str, ...]:
-    value = getattr(card_data, "license", None) if card_data is not None else None
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+def _card_meta(card_data: object) -> dict[str, Any]:
+    """The card metadata of a dataset info (``DatasetCardData``) as a plain mapping."""
+    to_dict = getattr(card_data, "to_dict", None)
+    meta = to_dict() if callable(to_dict) else card_data
+    return meta if isinstance(meta, dict) else {}
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -475,13 +475,11 @@ def unreachable_work(engine: Engine, batch_id: int) -> dict[str, int]:
         rows = conn.execute(
             sa.text(
                 """
-                SELECT 'hub', CASE WHEN count(*) FILTER (WHERE status <> 'discovered')
-                                       = count(*) FILTER (WHERE status = 'deferred'
-                                                            AND reason = ANY(:hub))
-                                   THEN count(*) FILTER (WHERE status = 'deferred'
-                                                          AND reason = ANY(:hub))
-                                   ELSE 0 END
-                  FROM hub_dataset WHERE batch_id = :b
+                SELECT 'hub', CASE WHEN tried = missed THEN missed ELSE 0 END
+                  FROM (SELECT count(*) FILTER (WHERE status <> 'discovered') AS tried,
+                               count(*) FILTER (WHERE status = 'deferred'
+                                                  AND reason = ANY(:hub)) AS missed
+                          FROM hub_dataset WHERE batch_id = :b) h
                 UNION ALL
                 SELECT 'llm', count(*) FROM dataset_config c
                   JOIN hub_dataset d ON d.id = c.hub_dataset_id
